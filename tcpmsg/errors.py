@@ -1,0 +1,63 @@
+"""The errors the core raises, each with a stable code the front ends send on."""
+
+from __future__ import annotations
+
+
+class TcpmsgError(Exception):
+    """A request that cannot be carried out; nothing was changed by it."""
+
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(TcpmsgError):
+    """The request is malformed: a missing or mistyped field."""
+
+    code = "bad_request"
+
+
+class BadName(TcpmsgError):
+    code = "bad_name"
+
+
+class BadChannelName(TcpmsgError):
+    code = "bad_channel_name"
+
+
+class TextTooLong(TcpmsgError):
+    code = "text_too_long"
+
+
+class EmptyText(TcpmsgError):
+    code = "empty_text"
+
+
+class NameTaken(TcpmsgError):
+    code = "name_taken"
+
+
+class UnknownUser(TcpmsgError):
+    code = "unknown_user"
+
+
+class NoSuchChannel(TcpmsgError):
+    code = "no_such_channel"
+
+
+class ChannelExists(TcpmsgError):
+    code = "channel_exists"
+
+
+class NotMember(TcpmsgError):
+    code = "not_member"
+
+
+class AlreadyMember(TcpmsgError):
+    code = "already_member"
+
+
+class NotOwner(TcpmsgError):
+    code = "not_owner"

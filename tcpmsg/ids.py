@@ -1,0 +1,32 @@
+"""Client ids: random, unique among the ids in use, five digits while they last."""
+
+from __future__ import annotations
+
+import random
+
+
+class ClientIds:
+    """Hands out client ids and takes them back.
+
+    Ids are drawn at random so that they say nothing about who came when. When
+    half of the ids of the current width are in use the width grows by a digit,
+    so drawing stays cheap and the id space has no ceiling.
+    """
+
+    def __init__(self, digits: int = 5, rng: random.Random | None = None) -> None:
+        self._digits = digits
+        self._rng = rng or random.SystemRandom()
+        self._taken: set[int] = set()
+
+    def allocate(self) -> int:
+        while 2 * len(self._taken) >= 9 * 10 ** (self._digits - 1):
+            self._digits += 1
+        low, high = 10 ** (self._digits - 1), 10**self._digits - 1
+        while True:
+            candidate = self._rng.randint(low, high)
+            if candidate not in self._taken:
+                self._taken.add(candidate)
+                return candidate
+
+    def release(self, client_id: int) -> None:
+        self._taken.discard(client_id)

@@ -1,0 +1,1 @@
+"""Front ends: wire protocols that translate between bytes and the core."""

@@ -1,0 +1,179 @@
+"""The JSON-lines wire format: one UTF-8 JSON object per line, as in docs/PROTOCOL.md.
+
+Shared by the server and the client: decoding requests, encoding replies,
+errors and events. It knows the format, not the rules of the service.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from tcpmsg.errors import BadRequest, TcpmsgError
+from tcpmsg.events import (
+    Closed,
+    Event,
+    Joined,
+    Left,
+    MessageWaiting,
+    PrivateMessage,
+    Said,
+    UserRef,
+)
+
+PROTOCOL_VERSION = 1
+MAX_LINE_BYTES = 16 * 1024
+MAX_ID_LENGTH = 64
+
+
+class BadEncoding(TcpmsgError):
+    code = "bad_encoding"
+
+
+class BadJson(TcpmsgError):
+    code = "bad_json"
+
+
+class Request:
+    """A decoded request: its operation, the id to echo, and typed access to its fields."""
+
+    __slots__ = ("_fields", "id", "op")
+
+    def __init__(self, op: Any, request_id: int | str | None, fields: dict[str, Any]) -> None:
+        self.op = op
+        self.id = request_id
+        self._fields = fields
+
+    def string(self, key: str) -> str:
+        value = self._fields.get(key)
+        if not isinstance(value, str):
+            raise BadRequest(f"{key!r} must be a string")
+        return value
+
+    def id_or_name(self, key: str) -> int | str:
+        value = self._fields.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise BadRequest(f"{key!r} must be a client id (a number) or a name (a string)")
+        return value
+
+    def optional_integer(self, key: str, default: int) -> int:
+        value = self._fields.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest(f"{key!r} must be a whole number")
+        return value
+
+
+def decode_request(line: bytes) -> Request:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadEncoding("a line must be valid UTF-8") from None
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise BadJson("a line must be one JSON object") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("a request must be a JSON object")
+    request_id = payload.get("id")
+    if request_id is not None and not _valid_id(request_id):
+        raise BadRequest(f"'id' must be a number or a string of at most {MAX_ID_LENGTH} characters")
+    return Request(payload.get("op"), request_id, payload)
+
+
+def _valid_id(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, str) and len(value) <= MAX_ID_LENGTH)
+
+
+def encode(payload: dict[str, Any]) -> bytes:
+    """One JSON object as one line, UTF-8 and compact."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def encode_reply(op: str, request_id: int | str | None, body: dict[str, Any]) -> bytes:
+    payload: dict[str, Any] = {"reply": op}
+    if request_id is not None:
+        payload["id"] = request_id
+    payload.update(body)
+    return encode(payload)
+
+
+def encode_error(
+    code: str, message: str, op: str | None = None, request_id: int | str | None = None
+) -> bytes:
+    payload: dict[str, Any] = {"error": code, "message": message}
+    if op is not None:
+        payload["op"] = op
+    if request_id is not None:
+        payload["id"] = request_id
+    return encode(payload)
+
+
+def iso_time(seconds: float) -> str:
+    """UTC, ISO 8601, to the millisecond: ``2026-11-24T17:45:03.120Z``."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def user(ref: UserRef) -> dict[str, Any]:
+    return {"id": ref.id, "name": ref.name}
+
+
+def private_message(message: PrivateMessage) -> dict[str, Any]:
+    return {"time": iso_time(message.time), "from": user(message.sender), "text": message.text}
+
+
+_EVENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    Said: lambda e: {
+        "event": "said",
+        "channel": e.channel,
+        "from": user(e.sender),
+        "text": e.text,
+        "time": iso_time(e.time),
+    },
+    Joined: lambda e: {"event": "joined", "channel": e.channel, "user": user(e.user)},
+    Left: lambda e: {
+        "event": "left",
+        "channel": e.channel,
+        "user": user(e.user),
+        "reason": e.reason,
+    },
+    Closed: lambda e: {
+        "event": "closed",
+        "channel": e.channel,
+        "owner": user(e.owner),
+        "reason": e.reason,
+    },
+    MessageWaiting: lambda e: {
+        "event": "message_waiting",
+        "from": user(e.sender),
+        "unread": e.unread,
+    },
+}
+
+
+def encode_event(event: Event) -> bytes:
+    return encode(_EVENTS[type(event)](event))
+
+
+class EventEncoder:
+    """Encodes an event once however many members it goes to.
+
+    The core hands one event object to every member in turn, so remembering the
+    last event encoded turns a fan-out to N members into one encoding.
+    """
+
+    __slots__ = ("_event", "_line")
+
+    def __init__(self) -> None:
+        self._event: Event | None = None
+        self._line = b""
+
+    def __call__(self, event: Event) -> bytes:
+        if event is not self._event:
+            self._line = encode_event(event)
+            self._event = event
+        return self._line

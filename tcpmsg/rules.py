@@ -1,0 +1,39 @@
+"""What a valid user name, channel name and text are, and their limits."""
+
+from __future__ import annotations
+
+import re
+
+from tcpmsg.errors import BadChannelName, BadName, EmptyText, TextTooLong
+
+MAX_NAME_LENGTH = 32
+MAX_TEXT_LENGTH = 4000
+
+# A user name starts with a letter, so that it is never mistaken for a client id.
+_USER_NAME = re.compile(rf"[^\W\d_][\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
+_CHANNEL_NAME = re.compile(rf"[\w.-]{{1,{MAX_NAME_LENGTH}}}")
+
+
+def check_user_name(name: str) -> str:
+    if not _USER_NAME.fullmatch(name):
+        raise BadName(
+            f"a name is 1 to {MAX_NAME_LENGTH} letters, digits, '_', '.' or '-', "
+            "starting with a letter"
+        )
+    return name
+
+
+def check_channel_name(name: str) -> str:
+    if not _CHANNEL_NAME.fullmatch(name):
+        raise BadChannelName(
+            f"a channel name is 1 to {MAX_NAME_LENGTH} letters, digits, '_', '.' or '-'"
+        )
+    return name
+
+
+def check_text(text: str) -> str:
+    if not text:
+        raise EmptyText("the text is empty")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise TextTooLong(f"a text is at most {MAX_TEXT_LENGTH} characters")
+    return text

@@ -1,0 +1,87 @@
+"""Shared fixtures: a hub on a fake clock, and clients driving the server protocol in memory."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from tcpmsg.hub import Hub
+from tcpmsg.ids import ClientIds
+from tcpmsg.inbox import MemoryInboxStore
+from tcpmsg.protocols.server import ServerFactory, ServerProtocol
+
+# 2026-11-24T17:45:00Z
+START = 1795542300.0
+
+
+@pytest.fixture
+def clock() -> Clock:
+    clock = Clock()
+    clock.advance(START)
+    return clock
+
+
+@pytest.fixture
+def hub(clock: Clock) -> Hub:
+    return Hub(MemoryInboxStore(), clock=clock.seconds, ids=ClientIds(rng=random.Random(7)))
+
+
+@pytest.fixture
+def factory(hub: Hub) -> ServerFactory:
+    return ServerFactory(hub)
+
+
+class LineClient:
+    """One connection to the server protocol over a StringTransport: bytes in, lines out."""
+
+    def __init__(self, factory: ServerFactory, port: int) -> None:
+        address = IPv4Address("TCP", "127.0.0.1", port)
+        self.protocol: ServerProtocol = factory.buildProtocol(address)
+        self.transport = StringTransport(peerAddress=address)
+        self.protocol.makeConnection(self.transport)
+        self.client_id: int | None = None
+
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        """Send raw bytes; return every line the server wrote back, decoded."""
+        self.protocol.dataReceived(data)
+        return self.lines()
+
+    def send(self, op: str, **fields: Any) -> list[dict[str, Any]]:
+        return self.feed(json.dumps({"op": op, **fields}).encode() + b"\n")
+
+    def lines(self) -> list[dict[str, Any]]:
+        written = self.transport.value()
+        self.transport.clear()
+        return [json.loads(line) for line in written.splitlines()]
+
+    def hello(self, name: str) -> dict[str, Any]:
+        [reply] = self.send("hello", name=name)
+        self.client_id = reply["client_id"]
+        return reply
+
+    @property
+    def ref(self) -> dict[str, Any]:
+        return {"id": self.client_id, "name": self.protocol.user.name}
+
+    def drop(self) -> None:
+        """The connection goes away without a quit."""
+        self.protocol.connectionLost(None)
+
+
+@pytest.fixture
+def connect(factory: ServerFactory):
+    ports = iter(range(40000, 50000))
+
+    def connect(name: str | None = None) -> LineClient:
+        client = LineClient(factory, next(ports))
+        if name is not None:
+            client.hello(name)
+        return client
+
+    return connect

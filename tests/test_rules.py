@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+from tcpmsg import errors
+from tcpmsg.rules import MAX_TEXT_LENGTH, check_channel_name, check_text, check_user_name
+
+
+@pytest.mark.parametrize("name", ["Nina", "a", "Zoë", "j.o-s_e2", "x" * 32])
+def test_valid_user_names(name):
+    assert check_user_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "2pac", "-x", "a b", "x" * 33, "a\n", "a\u200b"])
+def test_invalid_user_names(name):
+    with pytest.raises(errors.BadName):
+        check_user_name(name)
+
+
+@pytest.mark.parametrize("name", ["23456", "lobby", "_x", "a.b-c"])
+def test_valid_channel_names(name):
+    assert check_channel_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", "a b", "#x", "x" * 33, "x\n"])
+def test_invalid_channel_names(name):
+    with pytest.raises(errors.BadChannelName):
+        check_channel_name(name)
+
+
+def test_text_length_limits():
+    assert check_text("x" * MAX_TEXT_LENGTH)
+    with pytest.raises(errors.TextTooLong):
+        check_text("x" * (MAX_TEXT_LENGTH + 1))
+    with pytest.raises(errors.EmptyText):
+        check_text("")

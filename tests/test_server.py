@@ -1,0 +1,416 @@
+"""The server protocol in memory: JSON lines in, JSON lines out, one StringTransport each."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from twisted.logger import capturedLogs
+
+from tcpmsg.menu import MENU
+from tcpmsg.protocols import wire
+from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+
+NOW = "2026-11-24T17:45:00.000Z"
+
+
+# Handshake
+
+
+def test_hello_assigns_a_five_digit_id_and_sends_the_menu(connect):
+    nina = connect()
+    [reply] = nina.send("hello", name="Nina", version=1, id=1)
+    assert 10000 <= reply.pop("client_id") <= 99999
+    assert reply == {
+        "reply": "hello",
+        "id": 1,
+        "name": "Nina",
+        "version": wire.PROTOCOL_VERSION,
+        "server": reply["server"],
+        "menu": {
+            "title": "TCP Message App",
+            "options": [{"key": o.key, "label": o.label, "op": o.op} for o in MENU],
+        },
+    }
+    assert reply["server"].startswith("tcpmsg ")
+
+
+def test_every_user_gets_a_different_id(connect):
+    ids = {connect(f"user{n}").client_id for n in range(200)}
+    assert len(ids) == 200
+
+
+def test_a_taken_name_is_refused_whatever_its_case_and_another_can_be_tried(connect):
+    connect("Nina")
+    second = connect()
+    [error] = second.send("hello", name="NINA", id="a")
+    assert error["error"] == "name_taken"
+    assert error["id"] == "a"
+    assert error["op"] == "hello"
+    [reply] = second.send("hello", name="Jose")
+    assert reply["name"] == "Jose"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "1abc", "_x", "has space", "a" * (MAX_NAME_LENGTH + 1), "tab\t", "semi;colon"],
+)
+def test_a_name_outside_the_rules_is_refused(connect, name):
+    [error] = connect().send("hello", name=name)
+    assert error["error"] == "bad_name"
+
+
+def test_a_name_may_hold_letters_of_any_script(connect):
+    assert connect().hello("Zoë.ñ-日本")["name"] == "Zoë.ñ-日本"
+
+
+def test_an_unknown_protocol_version_is_refused(connect):
+    client = connect()
+    [error] = client.send("hello", name="Nina", version=2)
+    assert error["error"] == "unsupported_version"
+    assert client.protocol.user is None
+
+
+def test_hello_twice_is_refused(connect):
+    nina = connect("Nina")
+    [error] = nina.send("hello", name="Other")
+    assert error["error"] == "already_logged_in"
+
+
+def test_requests_before_hello_are_refused_but_ping_is_answered(connect):
+    client = connect()
+    [error] = client.send("users", id=3)
+    assert error == {
+        "error": "not_logged_in",
+        "message": "say hello with your name first",
+        "op": "users",
+        "id": 3,
+    }
+    assert client.send("ping", id=4) == [{"reply": "ping", "id": 4}]
+
+
+# Users and private messages
+
+
+def test_user_list_names_everyone_connected_with_their_ids(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    [reply] = nina.send("users")
+    assert reply == {"reply": "users", "users": [jose.ref, nina.ref]}
+
+
+def test_a_message_by_name_is_acknowledged_and_the_recipient_told(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    assert jose.send("send", to="nina", text="Hello World!", id=9) == [
+        {"reply": "send", "id": 9, "to": nina.ref}
+    ]
+    assert nina.lines() == [{"event": "message_waiting", "from": jose.ref, "unread": 1}]
+
+
+def test_a_message_by_id_as_number_or_digits_reaches_the_recipient(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    jose.send("send", to=nina.client_id, text="one")
+    jose.send("send", to=str(nina.client_id), text="two")
+    assert [e["unread"] for e in nina.lines()] == [1, 2]
+
+
+def test_inbox_returns_every_unread_message_oldest_first_then_nothing(connect, clock):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("send", to="Nina", text="first")
+    clock.advance(61)
+    ana.send("send", to="Nina", text="second")
+    nina.lines()
+    [reply] = nina.send("inbox")
+    assert reply == {
+        "reply": "inbox",
+        "messages": [
+            {"time": NOW, "from": jose.ref, "text": "first"},
+            {"time": "2026-11-24T17:46:01.000Z", "from": ana.ref, "text": "second"},
+        ],
+    }
+    assert nina.send("inbox") == [{"reply": "inbox", "messages": []}]
+
+
+def test_a_message_to_nobody_is_an_error(connect):
+    jose = connect("Jose")
+    [error] = jose.send("send", to="ghost", text="hi")
+    assert error["error"] == "unknown_user"
+    [error] = jose.send("send", to=12345, text="hi")
+    assert error["error"] == "unknown_user"
+
+
+def test_a_message_too_long_or_empty_is_refused(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    [error] = jose.send("send", to="Nina", text="x" * (MAX_TEXT_LENGTH + 1))
+    assert error["error"] == "text_too_long"
+    [error] = jose.send("send", to="Nina", text="")
+    assert error["error"] == "empty_text"
+    assert nina.lines() == []
+    assert nina.send("inbox") == [{"reply": "inbox", "messages": []}]
+
+
+def test_a_mistyped_recipient_is_a_bad_request(connect):
+    jose = connect("Jose")
+    for to in (True, None, [1], 1.5):
+        [error] = jose.send("send", to=to, text="hi")
+        assert error["error"] == "bad_request"
+
+
+# Channels
+
+
+def test_create_makes_the_creator_owner_and_first_member(connect):
+    jose = connect("Jose")
+    assert jose.send("create", channel="23456") == [
+        {"reply": "create", "channel": "23456", "owner": jose.ref}
+    ]
+    assert jose.send("members", channel="23456") == [
+        {"reply": "members", "channel": "23456", "owner": jose.ref, "members": [jose.ref]}
+    ]
+
+
+def test_a_channel_name_is_taken_whatever_its_case(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    jose.send("create", channel="Lobby")
+    [error] = nina.send("create", channel="lobby")
+    assert error["error"] == "channel_exists"
+
+
+@pytest.mark.parametrize("name", ["", "with space", "#", "x" * (MAX_NAME_LENGTH + 1)])
+def test_a_channel_name_outside_the_rules_is_refused(connect, name):
+    [error] = connect("Jose").send("create", channel=name)
+    assert error["error"] == "bad_channel_name"
+
+
+def test_join_tells_the_members_and_answers_with_the_member_list(connect):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("create", channel="23456")
+    assert nina.send("join", channel="23456") == [
+        {"reply": "join", "channel": "23456", "owner": jose.ref, "members": [jose.ref, nina.ref]}
+    ]
+    assert jose.lines() == [{"event": "joined", "channel": "23456", "user": nina.ref}]
+    ana.send("join", channel="23456")
+    assert (
+        jose.lines() == nina.lines() == [{"event": "joined", "channel": "23456", "user": ana.ref}]
+    )
+
+
+def test_joining_twice_or_a_missing_channel_is_an_error(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    [error] = nina.send("join", channel="C")
+    assert error["error"] == "already_member"
+    [error] = nina.send("join", channel="nope")
+    assert error["error"] == "no_such_channel"
+
+
+def test_said_reaches_every_other_member_with_the_same_bytes(connect):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    ana.send("join", channel="c")
+    jose.lines(), nina.lines()
+    assert nina.send("say", channel="c", text="Hello é", id=5) == [
+        {"reply": "say", "id": 5, "channel": "c", "time": NOW}
+    ]
+    expected = {"event": "said", "channel": "c", "from": nina.ref, "text": "Hello é", "time": NOW}
+    jose_bytes, ana_bytes = jose.transport.value(), ana.transport.value()
+    assert jose_bytes == ana_bytes
+    assert json.loads(jose_bytes) == expected
+
+
+def test_saying_in_a_channel_one_is_not_in_is_refused_and_nobody_hears_it(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    jose.send("create", channel="c")
+    [error] = nina.send("say", channel="c", text="psst")
+    assert error["error"] == "not_member"
+    assert jose.lines() == []
+
+
+def test_a_member_leaving_is_announced_to_those_who_stay(connect):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    ana.send("join", channel="c")
+    jose.lines(), nina.lines()
+    assert ana.send("leave", channel="c") == [{"reply": "leave", "channel": "c"}]
+    left = {"event": "left", "channel": "c", "user": ana.ref, "reason": "left"}
+    assert jose.lines() == nina.lines() == [left]
+    [error] = ana.send("leave", channel="c")
+    assert error["error"] == "not_member"
+
+
+def test_only_the_owner_closes_and_every_member_is_told(connect):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    ana.send("join", channel="c")
+    jose.lines(), nina.lines()
+    [error] = nina.send("close", channel="c")
+    assert error["error"] == "not_owner"
+    assert jose.send("close", channel="c") == [{"reply": "close", "channel": "c"}]
+    closed = {"event": "closed", "channel": "c", "owner": jose.ref, "reason": "closed"}
+    assert nina.lines() == ana.lines() == [closed]
+    assert jose.send("channels") == [{"reply": "channels", "channels": []}]
+    [error] = nina.send("say", channel="c", text="anyone?")
+    assert error["error"] == "no_such_channel"
+
+
+def test_the_owner_leaving_closes_the_channel(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    jose.send("leave", channel="c")
+    assert nina.lines() == [
+        {"event": "closed", "channel": "c", "owner": jose.ref, "reason": "owner_left"}
+    ]
+
+
+def test_channels_lists_name_owner_and_member_count(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    jose.send("create", channel="a")
+    nina.send("create", channel="b")
+    jose.send("join", channel="b")
+    nina.lines()
+    assert nina.send("channels") == [
+        {
+            "reply": "channels",
+            "channels": [
+                {"name": "a", "owner": jose.ref, "members": 1},
+                {"name": "b", "owner": nina.ref, "members": 2},
+            ],
+        }
+    ]
+
+
+# Leaving the server
+
+
+def test_quit_answers_then_closes_and_cleans_up(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    jose.send("create", channel="owned")
+    nina.send("create", channel="other")
+    jose.send("join", channel="other")
+    nina.lines()
+    assert jose.send("quit", id=1) == [{"reply": "quit", "id": 1}]
+    assert jose.transport.disconnecting
+    jose.drop()
+    assert nina.lines() == [
+        {"event": "left", "channel": "other", "user": jose.ref, "reason": "quit"}
+    ]
+    assert nina.send("users") == [{"reply": "users", "users": [nina.ref]}]
+    assert nina.send("channels")[0]["channels"] == [
+        {"name": "other", "owner": nina.ref, "members": 1}
+    ]
+
+
+def test_a_dropped_connection_gets_the_same_cleanup_and_frees_the_name(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    nina.send("create", channel="n")
+    jose.send("join", channel="n")
+    nina.send("send", to="Jose", text="unread")
+    jose.lines(), nina.lines()
+    jose.drop()
+    assert nina.lines() == [
+        {"event": "closed", "channel": "c", "owner": jose.ref, "reason": "owner_left"},
+        {"event": "left", "channel": "n", "user": jose.ref, "reason": "disconnected"},
+    ]
+    assert connect().hello("jose")["name"] == "jose"
+    assert nina.send("users")[0]["users"][0]["name"] == "Nina"
+
+
+def test_a_message_for_a_user_who_has_gone_is_refused(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    nina.drop()
+    [error] = jose.send("send", to=nina.client_id, text="late")
+    assert error["error"] == "unknown_user"
+
+
+# Bad input
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        (b"not json\n", "bad_json"),
+        (b'{"op": "users"\n', "bad_json"),
+        (b"[1, 2]\n", "bad_request"),
+        (b'"users"\n', "bad_request"),
+        (b"{}\n", "bad_request"),
+        (b'{"op": 7}\n', "bad_request"),
+        (b'{"op": "users", "id": [1]}\n', "bad_request"),
+        (b'{"op": "users", "id": true}\n', "bad_request"),
+        (b'{"op": "fly"}\n', "unknown_op"),
+        (b'{"op": "__init__"}\n', "unknown_op"),
+        (b'{"op": "say", "channel": 5, "text": "x"}\n', "bad_request"),
+        (b'{"op": "send", "to": "Nina"}\n', "bad_request"),
+        (b'{"op": "create"}\n', "bad_request"),
+        (b'{"op": "users"}\xff\xfe\n', "bad_encoding"),
+    ],
+)
+def test_bad_lines_get_an_error_and_the_connection_goes_on(connect, line, code):
+    jose = connect("Jose")
+    [error] = jose.feed(line)
+    assert error["error"] == code
+    assert error["message"]
+    assert not jose.transport.disconnecting
+    assert jose.send("ping") == [{"reply": "ping"}]
+
+
+def test_an_unknown_op_echoes_the_request_id(connect):
+    [error] = connect("Jose").send("fly", id="x1")
+    assert error == {
+        "error": "unknown_op",
+        "message": "there is no operation 'fly'",
+        "op": "fly",
+        "id": "x1",
+    }
+
+
+def test_a_line_split_inside_a_character_arrives_intact(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    line = json.dumps({"op": "send", "to": "Nina", "text": "Zoë 日本"}, ensure_ascii=False).encode()
+    cut = line.index("日".encode()) + 1
+    assert jose.feed(line[:cut]) == []
+    jose.feed(line[cut:] + b"\n")
+    nina.lines()
+    assert nina.send("inbox")[0]["messages"][0]["text"] == "Zoë 日本"
+
+
+def test_many_requests_in_one_read_are_answered_in_order(connect):
+    jose = connect("Jose")
+    replies = jose.feed(b'{"op":"ping","id":1}\r\n\n{"op":"ping","id":2}\n{"op":"ping","id":3}\n')
+    assert [r["id"] for r in replies] == [1, 2, 3]
+
+
+def test_an_overlong_line_is_refused_and_the_next_line_is_read(connect):
+    jose = connect("Jose")
+    too_long = b"x" * (wire.MAX_LINE_BYTES + 1)
+    replies = jose.feed(too_long + b'\n{"op":"ping","id":1}\n')
+    assert [r.get("error") or r.get("reply") for r in replies] == ["line_too_long", "ping"]
+    assert not jose.transport.disconnecting
+
+
+def test_an_overlong_line_in_pieces_is_skipped_up_to_its_newline(connect):
+    jose = connect("Jose")
+    [error] = jose.feed(b"x" * (wire.MAX_LINE_BYTES + 10))
+    assert error["error"] == "line_too_long"
+    assert jose.feed(b'"still the long line"' * 100) == []
+    assert jose.feed(b'tail\n{"op":"ping"}\n') == [{"reply": "ping"}]
+
+
+def test_an_unexpected_failure_is_answered_as_internal_and_logged(connect, hub, monkeypatch):
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    jose = connect("Jose")
+    monkeypatch.setattr(hub, "users", broken)
+    with capturedLogs() as events:
+        [error] = jose.send("users", id=1)
+    assert error["error"] == "internal"
+    assert error["id"] == 1
+    [failure] = [e["log_failure"] for e in events if "log_failure" in e]
+    assert failure.check(RuntimeError)
+    assert jose.send("ping") == [{"reply": "ping"}]
