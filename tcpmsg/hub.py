@@ -7,6 +7,7 @@ Front ends call the hub with plain values; the hub calls back into each user's
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable
 from typing import Protocol
 
@@ -72,7 +73,7 @@ class Hub:
     # Presence
 
     def connect(self, name: str, session: Session) -> User:
-        check_user_name(name)
+        name = check_user_name(unicodedata.normalize("NFC", name))
         if name.casefold() in self._names:
             raise errors.NameTaken(f"the name {name!r} is taken; choose another")
         user = User(UserRef(self._ids.allocate(), name), session)
@@ -84,22 +85,22 @@ class Hub:
         """Remove every trace of ``user``: its channels, memberships, inbox and id."""
         if self._users.get(user.id) is not user:
             return
+        del self._users[user.id]
+        del self._names[user.name.casefold()]
+        self._inboxes.discard(user.id)
+        self._ids.release(user.id)
         for channel in list(user.channels.values()):
             if channel.owner is user:
                 self._close(channel, "owner_left")
             else:
                 self._remove_member(channel, user, reason)
-        del self._users[user.id]
-        del self._names[user.name.casefold()]
-        self._inboxes.discard(user.id)
-        self._ids.release(user.id)
 
     def users(self) -> list[UserRef]:
         return [user.ref for user in self._users.values()]
 
     def find_user(self, who: int | str) -> User:
         """A connected user by client id, or by name (case-insensitive)."""
-        if isinstance(who, str) and who.isdigit():
+        if isinstance(who, str) and who.isascii() and who.isdigit() and len(who) <= 18:
             who = int(who)
         user = self._users.get(who) if isinstance(who, int) else self._names.get(who.casefold())
         if user is None:
@@ -114,8 +115,11 @@ class Hub:
         recipient = self.find_user(to)
         message = PrivateMessage(recipient.id, sender.ref, text, self._clock())
         unread = await self._inboxes.put(message)
-        if self._users.get(recipient.id) is recipient:
-            recipient.session.deliver(MessageWaiting(sender.ref, unread))
+        if self._users.get(recipient.id) is not recipient:
+            # Gone while the store worked: its inbox went with it, and so does this message.
+            self._inboxes.discard(recipient.id)
+            raise errors.UnknownUser(f"{recipient.name} disconnected before the message was kept")
+        recipient.session.deliver(MessageWaiting(sender.ref, unread))
         return recipient.ref
 
     async def take_messages(self, user: User) -> list[PrivateMessage]:

@@ -9,13 +9,12 @@ from tcpmsg.errors import BadChannelName, BadName, EmptyText, TextTooLong
 MAX_NAME_LENGTH = 32
 MAX_TEXT_LENGTH = 4000
 
-# A user name starts with a letter, so that it is never mistaken for a client id.
-_USER_NAME = re.compile(rf"[^\W\d_][\w.-]{{0,{MAX_NAME_LENGTH - 1}}}")
-_CHANNEL_NAME = re.compile(rf"[\w.-]{{1,{MAX_NAME_LENGTH}}}")
+_NAME = re.compile(rf"[\w.-]{{1,{MAX_NAME_LENGTH}}}")
 
 
 def check_user_name(name: str) -> str:
-    if not _USER_NAME.fullmatch(name):
+    # Starting with a letter, a name is never mistaken for a client id.
+    if not (_NAME.fullmatch(name) and name[0].isalpha()):
         raise BadName(
             f"a name is 1 to {MAX_NAME_LENGTH} letters, digits, '_', '.' or '-', "
             "starting with a letter"
@@ -24,7 +23,7 @@ def check_user_name(name: str) -> str:
 
 
 def check_channel_name(name: str) -> str:
-    if not _CHANNEL_NAME.fullmatch(name):
+    if not _NAME.fullmatch(name):
         raise BadChannelName(
             f"a channel name is 1 to {MAX_NAME_LENGTH} letters, digits, '_', '.' or '-'"
         )

@@ -69,8 +69,15 @@ def test_find_user_by_id_digits_or_name(hub):
     assert hub.find_user(jose.id) is jose
     assert hub.find_user(str(jose.id)) is jose
     assert hub.find_user("jOSE") is jose
-    with pytest.raises(errors.UnknownUser):
-        hub.find_user("nobody")
+    for nobody in ("nobody", "²", "9" * 5000, ""):
+        with pytest.raises(errors.UnknownUser):
+            hub.find_user(nobody)
+
+
+def test_names_are_compared_in_one_unicode_form(hub):
+    hub.connect("Zoe\u0301", RecordingSession())
+    with pytest.raises(errors.NameTaken):
+        hub.connect("Zo\u00e9", RecordingSession())
 
 
 def test_the_recipient_is_told_only_once_the_store_has_the_message(clock):
@@ -96,7 +103,7 @@ def test_the_recipient_is_told_only_once_the_store_has_the_message(clock):
     assert nina.session.events == [MessageWaiting(jose.ref, 1)]
 
 
-def test_a_recipient_gone_while_the_store_works_is_not_told(clock):
+def test_a_recipient_gone_while_the_store_works_is_not_told_and_the_sender_knows(clock):
     gate: Deferred[None] = Deferred()
 
     class GatedStore(MemoryInboxStore):
@@ -104,12 +111,16 @@ def test_a_recipient_gone_while_the_store_works_is_not_told(clock):
             await gate
             return await super().put(message)
 
-    hub = Hub(GatedStore(), clock=clock.seconds)
+    store = GatedStore()
+    hub = Hub(store, clock=clock.seconds)
     jose, nina = join_all(hub, "Jose", "Nina")
-    Deferred.fromCoroutine(hub.send_message(jose, "Nina", "hi"))
+    sent = Deferred.fromCoroutine(hub.send_message(jose, "Nina", "hi"))
     hub.disconnect(nina)
     gate.callback(None)
     assert nina.session.events == []
+    assert sent.result.check(errors.UnknownUser)  # type: ignore[union-attr]
+    sent.addErrback(lambda _: None)
+    assert store._inboxes == {}
 
 
 def test_the_story_leaves_the_registry_consistent_at_every_step(hub, clock):

@@ -11,7 +11,7 @@ def test_valid_user_names(name):
     assert check_user_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "2pac", "-x", "a b", "x" * 33, "a\n", "a\u200b"])
+@pytest.mark.parametrize("name", ["", "2pac", "-x", "_x", "²x", "a b", "x" * 33, "a\n", "a\u200b"])
 def test_invalid_user_names(name):
     with pytest.raises(errors.BadName):
         check_user_name(name)

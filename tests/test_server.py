@@ -348,6 +348,9 @@ def test_a_message_for_a_user_who_has_gone_is_refused(connect):
         (b'{"op": "send", "to": "Nina"}\n', "bad_request"),
         (b'{"op": "create"}\n', "bad_request"),
         (b'{"op": "users"}\xff\xfe\n', "bad_encoding"),
+        (b'{"op": "users", "id": "\\ud800"}\n', "bad_encoding"),
+        (b'{"op": "send", "to": "Nina", "text": "\\udfff"}\n', "bad_encoding"),
+        (b"[" * 10000 + b"\n", "bad_json"),
     ],
 )
 def test_bad_lines_get_an_error_and_the_connection_goes_on(connect, line, code):
@@ -391,6 +394,24 @@ def test_an_overlong_line_is_refused_and_the_next_line_is_read(connect):
     replies = jose.feed(too_long + b'\n{"op":"ping","id":1}\n')
     assert [r.get("error") or r.get("reply") for r in replies] == ["line_too_long", "ping"]
     assert not jose.transport.disconnecting
+
+
+def test_a_line_at_the_limit_is_read_whatever_its_ending(connect):
+    jose = connect("Jose")
+    request = b'{"op":"ping","pad":"'
+    padded = request + b"x" * (wire.MAX_LINE_BYTES - len(request) - 2) + b'"}'
+    assert len(padded) == wire.MAX_LINE_BYTES
+    assert [r["reply"] for r in jose.feed(padded + b"\r\n" + padded + b"\n")] == ["ping", "ping"]
+    [error] = jose.feed(b" " + padded + b"\r\n")
+    assert error["error"] == "line_too_long"
+    assert jose.send("ping") == [{"reply": "ping"}]
+
+
+def test_an_escaped_emoji_is_text_but_half_of_one_is_refused(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    jose.feed(b'{"op": "send", "to": "Nina", "text": "\\ud83d\\ude00"}\n')
+    nina.lines()
+    assert nina.send("inbox")[0]["messages"][0]["text"] == "\U0001f600"
 
 
 def test_an_overlong_line_in_pieces_is_skipped_up_to_its_newline(connect):

@@ -60,7 +60,8 @@ class ServerProtocol(LineReceiver):
     """One client connection. It is the user's ``Session``: the hub delivers events here."""
 
     delimiter = b"\n"
-    MAX_LENGTH = wire.MAX_LINE_BYTES
+    # Room for the \r of a \r\n ending; lineReceived holds the line itself to the limit.
+    MAX_LENGTH = wire.MAX_LINE_BYTES + 1
     factory: ServerFactory
 
     def __init__(self) -> None:
@@ -77,7 +78,7 @@ class ServerProtocol(LineReceiver):
         self.peer = f"{getattr(address, 'host', address)}:{getattr(address, 'port', '')}"
         log.info("{peer} connected", peer=self.peer)
 
-    def connectionLost(self, reason: Failure = None) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if self.user is not None:
             self.factory.hub.disconnect(self.user, "quit" if self._quitting else "disconnected")
         log.info("{peer} disconnected", peer=self.peer)
@@ -102,13 +103,19 @@ class ServerProtocol(LineReceiver):
     def lineLengthExceeded(self, line: bytes) -> None:
         _, newline, self._overflow = line.partition(self.delimiter)
         self._discarding = not newline
-        error = LineTooLong(f"a line is at most {self.MAX_LENGTH} bytes")
+        self._refuse_long_line()
+
+    def _refuse_long_line(self) -> None:
+        error = LineTooLong(f"a line is at most {wire.MAX_LINE_BYTES} bytes")
         self.transport.write(wire.encode_error(error.code, error.message))
 
     # Dispatch
 
     def lineReceived(self, line: bytes) -> None:
-        line = line.rstrip(b"\r")
+        line = line.removesuffix(b"\r")
+        if len(line) > wire.MAX_LINE_BYTES:
+            self._refuse_long_line()
+            return
         if not line.strip():
             return
         op = request_id = None

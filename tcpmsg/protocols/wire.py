@@ -7,6 +7,7 @@ errors and events. It knows the format, not the rules of the service.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -72,14 +73,34 @@ def decode_request(line: bytes) -> Request:
         raise BadEncoding("a line must be valid UTF-8") from None
     try:
         payload = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise BadJson("a line must be one JSON object") from None
+    if _ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(payload):
+        raise BadEncoding("a string holds half of a surrogate pair, which is not text")
     if not isinstance(payload, dict):
         raise BadRequest("a request must be a JSON object")
     request_id = payload.get("id")
     if request_id is not None and not _valid_id(request_id):
         raise BadRequest(f"'id' must be a number or a string of at most {MAX_ID_LENGTH} characters")
     return Request(payload.get("op"), request_id, payload)
+
+
+# JSON may escape a lone surrogate (\ud800), which decodes to a str that UTF-8 cannot encode.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
 
 
 def _valid_id(value: Any) -> bool:
