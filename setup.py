@@ -11,8 +11,9 @@ setup(
     license="MIT",
     python_requires=">=3.11",
     # twisted.plugins is a namespace shared with Twisted: ship only our drop-in file.
-    packages=["tcpmsg", "tcpmsg.protocols", "twisted.plugins"],
+    packages=["tcpmsg", "tcpmsg.client", "tcpmsg.protocols", "twisted.plugins"],
     package_data={"twisted.plugins": ["tcpmsg_plugin.py"]},
     install_requires=["Twisted>=24.7"],
-    extras_require={"test": ["pytest>=8", "pytest-twisted>=1.14"]},
+    extras_require={"test": ["pytest>=8", "pytest-twisted>=1.14", "pexpect>=4.9"]},
+    entry_points={"console_scripts": ["tcpmsg-client = tcpmsg.client.main:run"]},
 )

@@ -1,0 +1,1 @@
+"""tcpmsg-client: the console a person uses to talk to a tcpmsg server."""

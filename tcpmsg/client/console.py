@@ -1,0 +1,329 @@
+"""The console's dialogue: prompts, the server's menu, each option's flow, and live events.
+
+It reads whole lines from a person and writes whole lines to a ``Screen``; how
+they reach a terminal or a pipe is the screen's business (``screens.py``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime, tzinfo
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionClosed
+from twisted.python.failure import Failure
+
+from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
+
+MENU_PROMPT = "Your option <enter a number>: "
+
+
+class Screen(Protocol):
+    def show(self, text: str, notice: bool = False) -> None:
+        """Print a line of output above whatever the person is typing."""
+
+    def prompt(self, text: str, quiet: bool = False) -> None:
+        """Ask for the next line; a ``quiet`` prompt (chatting) is not printed on a pipe."""
+
+
+Connector = Callable[[str, int, Listener], Deferred[ClientProtocol]]
+
+
+class Hangup(Exception):
+    """The person ended the session: end of input, Ctrl-D or Ctrl-C."""
+
+
+class ChannelClosed(Exception):
+    """The channel being shown was closed by its owner."""
+
+
+class ServerGone(Exception):
+    """The connection to the server was lost without a quit."""
+
+
+class CannotConnect(Exception):
+    pass
+
+
+def channel_header(channel: str) -> str:
+    return f"{'-' * 23} Channel {channel} {'-' * 24}"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+class Console:
+    """One person's session: ``run()`` fires with the exit status (0 clean, 1 otherwise)."""
+
+    def __init__(
+        self,
+        screen: Screen,
+        connect: Connector,
+        host: str | None = None,
+        port: int | None = None,
+        name: str | None = None,
+        tz: tzinfo | None = None,
+    ) -> None:
+        self.screen = screen
+        self._connect = connect
+        self.host, self.port, self.name = host, port, name
+        self._tz = tz
+        self.client: ClientProtocol | None = None
+        self.menu: dict[str, Any] = {}
+        self._typed: deque[str | Exception] = deque()
+        self._waiting: Deferred[str] | None = None
+        self._interruption: Exception | None = None
+        self._channel: str | None = None
+        self._quitting = False
+
+    # What the person types
+
+    def line_received(self, line: str) -> None:
+        self._feed(line)
+
+    def end_of_input(self) -> None:
+        """End of input or Ctrl-D: after whatever was typed before it."""
+        self._feed(Hangup())
+
+    def interrupt(self) -> None:
+        """Ctrl-C: at once, dropping anything typed ahead."""
+        self._typed.clear()
+        self._interrupt(Hangup())
+
+    def ask(self, prompt: str, quiet: bool = False) -> Deferred[str]:
+        """The next line typed, after showing ``prompt``."""
+        if self._interruption is not None:
+            error, self._interruption = self._interruption, None
+            return fail(error)
+        self.screen.prompt(prompt, quiet)
+        if self._typed:
+            return _settle(self._typed.popleft())
+        self._waiting = Deferred()
+        return self._waiting
+
+    def _feed(self, item: str | Exception) -> None:
+        if self._waiting is None:
+            self._typed.append(item)
+        else:
+            waiting, self._waiting = self._waiting, None
+            _fire(waiting, item)
+
+    def _interrupt(self, error: Exception) -> None:
+        if self._waiting is None:
+            self._interruption = error
+        else:
+            waiting, self._waiting = self._waiting, None
+            waiting.errback(error)
+
+    # What the server sends unasked
+
+    def event_received(self, event: dict[str, Any]) -> None:
+        handler = getattr(self, "on_" + str(event.get("event")), None)
+        if handler is not None:
+            handler(event)
+
+    def connection_lost(self, reason: Failure) -> None:
+        if not self._quitting:
+            self._interrupt(ServerGone())
+
+    def on_message_waiting(self, event: dict[str, Any]) -> None:
+        self.screen.show(f"You have {plural(event['unread'], 'new message')}.", notice=True)
+
+    def on_said(self, event: dict[str, Any]) -> None:
+        if event["channel"] == self._channel:
+            self.screen.show(f"{event['from']['name']}> {event['text']}")
+
+    def on_joined(self, event: dict[str, Any]) -> None:
+        if event["channel"] == self._channel:
+            self.screen.show(f"{event['user']['name']} joined", notice=True)
+
+    def on_left(self, event: dict[str, Any]) -> None:
+        if event["channel"] == self._channel:
+            self.screen.show(f"{event['user']['name']} left the channel.", notice=True)
+
+    def on_closed(self, event: dict[str, Any]) -> None:
+        if event["channel"] != self._channel:
+            return
+        owner, channel = event["owner"]["name"], event["channel"]
+        if event["reason"] == "closed":
+            self.screen.show(f"{owner} closed channel {channel}.", notice=True)
+        else:
+            self.screen.show(f"{owner} left, so channel {channel} is closed.", notice=True)
+        self._interrupt(ChannelClosed())
+
+    # The session
+
+    async def run(self) -> int:
+        try:
+            await self._sign_in()
+            await self._menu()
+        except Hangup:
+            if self.client is not None:
+                await self._quit()
+        except CannotConnect:
+            return 1
+        except (ServerGone, ConnectionClosed):
+            self.screen.show("Lost the connection to the server.")
+            return 1
+        return 0
+
+    async def _sign_in(self) -> None:
+        host = self.host or (await self.ask("Enter the server IP Address: ")).strip()
+        port = self.port
+        while port is None:
+            typed = (await self.ask("Enter the server port: ")).strip()
+            if typed.isdigit() and 0 < int(typed) < 65536:
+                port = int(typed)
+            else:
+                self.screen.show("A port is a number from 1 to 65535.")
+        name = self.name or (await self.ask("Your id key (i.e your name): ")).strip()
+        try:
+            self.client = await self._connect(host, port, self)
+        except Exception as error:
+            self.screen.show(f"Could not connect to {host}/{port}: {error}")
+            raise CannotConnect() from error
+        self.screen.show(f"Successfully connected to server: {host}/{port}")
+        while True:
+            try:
+                reply = await self.client.request("hello", name=name, version=1)
+                break
+            except ServerError as error:
+                self.screen.show(error.message)
+                name = (await self.ask("Your id key (i.e your name): ")).strip()
+        self.name, self.menu = reply["name"], reply["menu"]
+        self.screen.show("Your client info is:")
+        self.screen.show(f"Client Name: {reply['name']}")
+        self.screen.show(f"Client ID: {reply['client_id']}")
+
+    async def _menu(self) -> None:
+        options = {option["key"]: option for option in self.menu["options"]}
+        while True:
+            self._show_menu()
+            key = (await self.ask(MENU_PROMPT)).strip()
+            option = options.get(key)
+            if option is None:
+                keys = ", ".join(options)
+                self.screen.show(f"{key!r} is not on the menu; enter one of {keys}.")
+                continue
+            if option["op"] == "quit":
+                await self._quit()
+                return
+            flow = getattr(self, "option_" + option["op"], None)
+            if flow is None:
+                self.screen.show(f"This client cannot do {option['label']!r} yet.")
+                continue
+            await flow()
+
+    def _show_menu(self) -> None:
+        for line in (
+            f"****** {self.menu['title']} ******",
+            "-----------------------",
+            "Options Available:",
+            *(f"{o['key']}. {o['label']}" for o in self.menu["options"]),
+            "",
+        ):
+            self.screen.show(line)
+
+    async def _call(self, op: str, **fields: Any) -> dict[str, Any] | None:
+        """The reply to a request, or None once the server's refusal is shown."""
+        try:
+            return await self.client.request(op, **fields)
+        except ServerError as error:
+            self.screen.show(f"Error: {error.message}")
+            return None
+
+    async def _quit(self) -> None:
+        self._quitting = True
+        with suppress(ConnectionClosed):
+            await self.client.request("quit")
+        self.screen.show("Disconnected from server.")
+
+    # The menu's options, one method each, named after the operation
+
+    async def option_users(self) -> None:
+        reply = await self._call("users")
+        if reply is not None:
+            listed = ", ".join(f"{u['name']}:{u['id']}" for u in reply["users"])
+            self.screen.show(f"Users in server: {listed}")
+
+    async def option_send(self) -> None:
+        text = await self.ask("Enter your message: ")
+        recipient = (await self.ask("Enter recipient id: ")).strip()
+        to: int | str = int(recipient) if recipient.isdigit() else recipient
+        if await self._call("send", to=to, text=text) is not None:
+            self.screen.show("Message sent!")
+
+    async def option_inbox(self) -> None:
+        reply = await self._call("inbox")
+        if reply is None:
+            return
+        if not reply["messages"]:
+            self.screen.show("You have no new messages.")
+            return
+        self.screen.show("My messages:")
+        for message in reply["messages"]:
+            self.screen.show(
+                f"{self._local(message['time'])}: {message['text']} "
+                f"(from: {message['from']['name']})"
+            )
+
+    async def option_create(self) -> None:
+        channel = (await self.ask("Enter new channel id: ")).strip()
+        reply = await self._call("create", channel=channel)
+        if reply is None:
+            return
+        self.screen.show(channel_header(reply["channel"]))
+        self.screen.show("Type 'exit' to close the channel.")
+        self.screen.show(f"Channel created by: {reply['owner']['name']}")
+        self.screen.show("Waiting for other users to join...")
+        await self._chat(reply["channel"], "exit", "close")
+
+    async def option_join(self) -> None:
+        channel = (await self.ask("Enter channel id to join: ")).strip()
+        reply = await self._call("join", channel=channel)
+        if reply is None:
+            return
+        self.screen.show(channel_header(reply["channel"]))
+        self.screen.show(f"Joined to channel {reply['channel']}")
+        self.screen.show("Type 'bye' to exit this channel.")
+        others = [m["name"] for m in reply["members"] if m["name"] != self.name]
+        self.screen.show(f"In the channel: {', '.join(others)}", notice=True)
+        await self._chat(reply["channel"], "bye", "leave")
+
+    async def _chat(self, channel: str, exit_word: str, exit_op: str) -> None:
+        """Say every line typed in the channel until ``exit_word`` or the channel closes."""
+        self._channel = channel
+        try:
+            while True:
+                try:
+                    line = await self.ask(f"{self.name}> ", quiet=True)
+                except ChannelClosed:
+                    return
+                if line.strip() == exit_word:
+                    await self._call(exit_op, channel=channel)
+                    return
+                if line.strip():
+                    await self._call("say", channel=channel, text=line)
+        finally:
+            self._channel = None
+            if isinstance(self._interruption, ChannelClosed):
+                self._interruption = None
+
+    def _local(self, iso_time: str) -> str:
+        moment = datetime.fromisoformat(iso_time.replace("Z", "+00:00"))
+        return moment.astimezone(self._tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _settle(item: str | Exception) -> Deferred[str]:
+    return fail(item) if isinstance(item, Exception) else succeed(item)
+
+
+def _fire(waiting: Deferred[str], item: str | Exception) -> None:
+    if isinstance(item, Exception):
+        waiting.errback(item)
+    else:
+        waiting.callback(item)

@@ -1,0 +1,98 @@
+"""``tcpmsg-client``: the command line, the terminal's mode, and the wiring of console to server."""
+
+from __future__ import annotations
+
+import sys
+import termios
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from functools import partial
+from typing import Any
+
+from twisted.conch.insults.insults import ServerProtocol as TerminalProtocol
+from twisted.internet import stdio
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.task import react
+from twisted.python import usage
+
+from tcpmsg import __version__
+from tcpmsg.client.console import Console
+from tcpmsg.client.screens import PipeScreen, TerminalScreen
+from tcpmsg.protocols.client import ClientProtocol, Listener
+
+
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError("a port is a number from 1 to 65535")
+    return port
+
+
+class Options(usage.Options):
+    synopsis = "Usage: tcpmsg-client [--host HOST] [--port PORT] [--name NAME]"
+    longdesc = (
+        "The tcpmsg console: the server's menu, private messages, and channels whose "
+        "lines arrive live while you type. Whatever is not given is asked for. On a "
+        "terminal the input line has editing and history; with standard input from a "
+        "pipe or file it reads and writes plain lines. NO_COLOR turns colour off."
+    )
+    optParameters = (
+        ["host", None, None, "Address of the server, e.g. localhost."],
+        ["port", "p", None, "TCP port of the server, e.g. 8008.", port_number],
+        ["name", "n", None, "Your name on the server (your id key)."],
+    )
+
+    def opt_version(self) -> None:
+        """Print tcpmsg's version and exit."""
+        print(f"tcpmsg-client {__version__}")
+        raise SystemExit(0)
+
+
+def connect_tcp(reactor: Any, host: str, port: int, listener: Listener) -> Deferred[ClientProtocol]:
+    return connectProtocol(HostnameEndpoint(reactor, host, port), ClientProtocol(listener))
+
+
+@contextmanager
+def keystroke_mode(fd: int) -> Iterator[None]:
+    """Keys one by one, unechoed, Ctrl-C as a key: recvline does the editing and echo."""
+    saved = termios.tcgetattr(fd)
+    mode = termios.tcgetattr(fd)
+    mode[3] &= ~(termios.ICANON | termios.ECHO | termios.ISIG | termios.IEXTEN)
+    mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+    termios.tcsetattr(fd, termios.TCSANOW, mode)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
+async def main(reactor: Any, options: Options, on_terminal: bool) -> None:
+    screen = TerminalScreen() if on_terminal else PipeScreen()
+    console = Console(
+        screen, partial(connect_tcp, reactor), options["host"], options["port"], options["name"]
+    )
+    screen.console = console
+    io = stdio.StandardIO(
+        TerminalProtocol(lambda: screen) if on_terminal else screen, reactor=reactor
+    )
+    status = await console.run()
+    if console.client is not None:
+        console.client.transport.loseConnection()
+    # Let standard output drain before the process ends.
+    io.loseConnection()
+    await screen.closed
+    if status:
+        raise SystemExit(status)
+
+
+def run(argv: list[str] | None = None) -> None:
+    options = Options()
+    try:
+        options.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as error:
+        print(f"tcpmsg-client: {error}\n{options}", file=sys.stderr)
+        raise SystemExit(2) from None
+    on_terminal = sys.stdin.isatty() and sys.stdout.isatty()
+    with keystroke_mode(sys.stdin.fileno()) if on_terminal else nullcontext():
+        react(lambda reactor: Deferred.fromCoroutine(main(reactor, options, on_terminal)))

@@ -1,0 +1,119 @@
+"""Where the console's lines go: a terminal with a live input line, or plain pipes.
+
+On a terminal, incoming lines are printed above the line being typed, which is
+then redrawn with its cursor where it was; line editing and history come from
+Twisted's ``recvline``. On a pipe, it is plain lines in and plain lines out.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+
+from twisted.conch.recvline import HistoricRecvLine
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from tcpmsg.client.console import Console
+
+CTRL_C, CTRL_D = b"\x03", b"\x04"
+DIM, RESET = b"\x1b[2m", b"\x1b[0m"
+
+
+@implementer(IHalfCloseableProtocol)
+class PipeScreen(LineReceiver):
+    """Standard input and output when they are not a terminal: no escape codes at all."""
+
+    delimiter = b"\n"
+    console: Console
+
+    def __init__(self) -> None:
+        self.closed: Deferred[None] = Deferred()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.closed.callback(None)
+
+    def show(self, text: str, notice: bool = False) -> None:
+        self.transport.write(text.encode("utf-8", "replace") + b"\n")
+
+    def prompt(self, text: str, quiet: bool = False) -> None:
+        if not quiet:
+            self.show(text.rstrip())
+
+    def lineReceived(self, line: bytes) -> None:
+        self.console.line_received(line.rstrip(b"\r").decode("utf-8", "replace"))
+
+    def readConnectionLost(self) -> None:
+        unterminated = self.clearLineBuffer()
+        if unterminated:
+            self.lineReceived(unterminated)
+        self.console.end_of_input()
+
+    def writeConnectionLost(self) -> None:
+        self.console.interrupt()
+
+
+class TerminalScreen(HistoricRecvLine):
+    """A terminal: the input line stays whole while lines arrive above it."""
+
+    ps = (b"", b"")
+    console: Console
+
+    def __init__(self, color: bool | None = None) -> None:
+        self.color = not os.environ.get("NO_COLOR") if color is None else color
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        self.closed: Deferred[None] = Deferred()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.closed.callback(None)
+
+    def initializeScreen(self) -> None:
+        # RecvLine clears the whole terminal here; a console keeps what is on it.
+        self.setInsertMode()
+
+    def show(self, text: str, notice: bool = False) -> None:
+        line = text.encode("utf-8", "replace")
+        if notice and self.color:
+            line = DIM + line + RESET
+        self.terminal.write(b"\r")
+        self.terminal.eraseLine()
+        self.terminal.write(line + b"\r\n")
+        self._redraw_input()
+
+    def prompt(self, text: str, quiet: bool = False) -> None:
+        self.ps = (text.encode("utf-8"),) * 2
+        self.terminal.write(b"\r")
+        self.terminal.eraseLine()
+        self._redraw_input()
+
+    def _redraw_input(self) -> None:
+        self.drawInputLine()
+        behind = len(self.lineBuffer) - self.lineBufferIndex
+        if behind:
+            self.terminal.cursorBackward(behind)
+
+    def handle_RETURN(self) -> None:
+        line = b"".join(self.lineBuffer)
+        if line:
+            self.historyLines.append(line)
+        self.historyPosition = len(self.historyLines)
+        self.lineBuffer, self.lineBufferIndex = [], 0
+        self.terminal.write(b"\r\n")
+        self.console.line_received(line.decode("utf-8", "replace"))
+
+    def keystrokeReceived(self, key_id: bytes | object, modifier: object) -> None:
+        if key_id == CTRL_C:
+            self.console.interrupt()
+        elif key_id == CTRL_D:
+            if not self.lineBuffer:
+                self.console.end_of_input()
+        elif isinstance(key_id, bytes) and key_id >= b"\x80":
+            # recvline takes ASCII only: gather UTF-8 bytes into whole characters.
+            character = self._utf8.decode(key_id)
+            if character:
+                self.characterReceived(character.encode("utf-8"), False)
+        else:
+            super().keystrokeReceived(key_id, modifier)

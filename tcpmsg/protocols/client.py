@@ -1,0 +1,82 @@
+"""The client side of the JSON-lines protocol: requests as Deferreds, events to a listener."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Protocol
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.error import ConnectionDone
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from tcpmsg.protocols import wire
+
+log = Logger()
+
+
+class ServerError(Exception):
+    """The server refused a request: its stable code and its words."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Listener(Protocol):
+    def event_received(self, event: dict[str, Any]) -> None:
+        """An event the server pushed (``said``, ``joined``, ``message_waiting``...)."""
+
+    def connection_lost(self, reason: Failure) -> None:
+        """The connection is gone, asked for or not."""
+
+
+class ClientProtocol(LineReceiver):
+    """Numbers each request, matches the answer by its id, and passes events on."""
+
+    delimiter = b"\n"
+    # Replies listing every user or channel can be long; only the server's requests are capped.
+    MAX_LENGTH = 64 * 1024 * 1024
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self._last_id = 0
+        self._pending: dict[int, Deferred[dict[str, Any]]] = {}
+        self._lost: Failure | None = None
+
+    def request(self, op: str, **fields: Any) -> Deferred[dict[str, Any]]:
+        """Send a request; the Deferred fires with the reply or fails with ``ServerError``."""
+        if self._lost is not None:
+            return fail(self._lost)
+        self._last_id += 1
+        self._pending[self._last_id] = answer = Deferred()
+        self.transport.write(wire.encode({"op": op, "id": self._last_id, **fields}))
+        return answer
+
+    def lineReceived(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            log.warn("ignored a line from the server that is not JSON: {line!r}", line=line)
+            return
+        if not isinstance(message, dict):
+            return
+        if "event" in message:
+            self.listener.event_received(message)
+            return
+        answer = self._pending.pop(message.get("id"), None)
+        if answer is None:
+            return
+        if "error" in message:
+            answer.errback(ServerError(message["error"], message["message"]))
+        else:
+            answer.callback(message)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
+        self._lost = reason
+        pending, self._pending = self._pending, {}
+        for answer in pending.values():
+            answer.errback(reason)
+        self.listener.connection_lost(reason)

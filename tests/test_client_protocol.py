@@ -1,0 +1,89 @@
+"""The client side of the wire protocol, in memory: requests out, replies and events in."""
+
+from __future__ import annotations
+
+import json
+
+from twisted.internet.error import ConnectionLost
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from tcpmsg.protocols.client import ClientProtocol, ServerError
+
+
+class RecordingListener:
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.lost: list[Failure] = []
+
+    def event_received(self, event: dict) -> None:
+        self.events.append(event)
+
+    def connection_lost(self, reason: Failure) -> None:
+        self.lost.append(reason)
+
+
+def connected() -> tuple[ClientProtocol, StringTransport, RecordingListener]:
+    listener = RecordingListener()
+    protocol = ClientProtocol(listener)
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport, listener
+
+
+def test_requests_are_numbered_json_lines():
+    protocol, transport, _ = connected()
+    protocol.request("hello", name="Nina", version=1)
+    protocol.request("users")
+    assert transport.value() == (
+        b'{"op":"hello","id":1,"name":"Nina","version":1}\n{"op":"users","id":2}\n'
+    )
+
+
+def test_replies_fire_their_own_request_in_any_order():
+    protocol, _, _ = connected()
+    first, second = protocol.request("send", to=1, text="x"), protocol.request("users")
+    protocol.dataReceived(b'{"reply":"users","id":2,"users":[]}\n')
+    assert second.result == {"reply": "users", "id": 2, "users": []}
+    assert not first.called
+    protocol.dataReceived(b'{"reply":"send","id":1,"to":{"id":1,"name":"A"}}\n')
+    assert first.result["to"]["name"] == "A"
+
+
+def test_an_error_fails_the_request_with_its_code_and_words():
+    protocol, _, _ = connected()
+    answer = protocol.request("send", to="ghost", text="x")
+    protocol.dataReceived(
+        b'{"error":"unknown_user","message":"no user \'ghost\' is connected","id":1}\n'
+    )
+    failure = answer.result
+    answer.addErrback(lambda _: None)
+    assert failure.check(ServerError)
+    assert (failure.value.code, failure.value.message) == (
+        "unknown_user",
+        "no user 'ghost' is connected",
+    )
+
+
+def test_events_go_to_the_listener_even_split_across_reads():
+    protocol, _, listener = connected()
+    line = json.dumps({"event": "said", "channel": "c", "text": "Zoë"}).encode() + b"\n"
+    protocol.dataReceived(line[:20])
+    protocol.dataReceived(line[20:])
+    assert listener.events == [{"event": "said", "channel": "c", "text": "Zoë"}]
+
+
+def test_a_line_that_is_not_json_is_ignored():
+    protocol, _, listener = connected()
+    protocol.dataReceived(b"garbage\n[1]\n")
+    assert listener.events == []
+
+
+def test_a_lost_connection_fails_what_waits_and_what_comes_after():
+    protocol, _, listener = connected()
+    waiting = protocol.request("users")
+    protocol.connectionLost(Failure(ConnectionLost()))
+    for answer in (waiting, protocol.request("users")):
+        assert answer.result.check(ConnectionLost)
+        answer.addErrback(lambda _: None)
+    assert len(listener.lost) == 1

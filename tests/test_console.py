@@ -1,0 +1,373 @@
+"""The console in memory: what a person types and the server says, against what is shown."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionLost, ConnectionRefusedError
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from tcpmsg.client.console import MENU_PROMPT, Console
+from tcpmsg.menu import MENU, TITLE
+from tcpmsg.protocols.client import ClientProtocol
+
+JOSE, NINA, ALICE = (
+    {"id": 23456, "name": "Jose"},
+    {"id": 50851, "name": "Nina"},
+    {"id": 77001, "name": "Alice"},
+)
+MENU_DATA = {
+    "title": TITLE,
+    "options": [{"key": o.key, "label": o.label, "op": o.op} for o in MENU],
+}
+MENU_LINES = [
+    "****** TCP Message App ******",
+    "-----------------------",
+    "Options Available:",
+    "1. Get user list",
+    "2. Send a message",
+    "3. Get my messages",
+    "4. Create a new channel",
+    "5. Chat in a channel with your friends",
+    "6. Disconnect from server",
+    "",
+    MENU_PROMPT.rstrip(),
+]
+
+
+class TranscriptScreen:
+    """Records what a pipe would print: shown lines, and prompts that are not quiet."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def show(self, text: str, notice: bool = False) -> None:
+        self.lines.append(text)
+
+    def prompt(self, text: str, quiet: bool = False) -> None:
+        if not quiet:
+            self.lines.append(text.rstrip())
+
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
+
+
+class FakeServer:
+    """The far end of the client's StringTransport: reads its requests, writes answers."""
+
+    def __init__(self) -> None:
+        self.transport = StringTransport()
+        self.protocol: ClientProtocol | None = None
+        self.address: tuple[str, int] | None = None
+
+    def connect(self, host: str, port: int, listener: Any) -> Deferred[ClientProtocol]:
+        self.address = (host, port)
+        self.protocol = ClientProtocol(listener)
+        self.protocol.makeConnection(self.transport)
+        return succeed(self.protocol)
+
+    def request(self) -> dict[str, Any]:
+        [line] = self.transport.value().splitlines()
+        self.transport.clear()
+        return json.loads(line)
+
+    def answer(self, **body: Any) -> dict[str, Any]:
+        request = self.request()
+        self.send({"reply": request["op"], "id": request["id"], **body})
+        return request
+
+    def refuse(self, code: str, message: str) -> dict[str, Any]:
+        request = self.request()
+        self.send({"error": code, "message": message, "op": request["op"], "id": request["id"]})
+        return request
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.protocol.dataReceived(json.dumps(message).encode() + b"\n")
+
+
+class Session:
+    def __init__(self, **options: Any) -> None:
+        self.screen = TranscriptScreen()
+        self.server = FakeServer()
+        self.console = Console(self.screen, self.server.connect, tz=UTC, **options)
+        self.done = Deferred.fromCoroutine(self.console.run())
+
+    def type(self, *lines: str) -> None:
+        for line in lines:
+            self.console.line_received(line)
+
+    def sign_in(self, me: dict[str, Any] = NINA, menu: dict[str, Any] = MENU_DATA) -> None:
+        self.server.answer(client_id=me["id"], name=me["name"], version=1, menu=menu)
+        self.screen.take()
+
+
+@pytest.fixture
+def session() -> Session:
+    session = Session(host="localhost", port=8008, name="Nina")
+    session.sign_in()
+    return session
+
+
+def test_asks_for_what_is_not_given_then_shows_client_info_and_the_menu():
+    session = Session()
+    session.type("localhost", "8008", "Nina")
+    assert session.server.address == ("localhost", 8008)
+    assert session.server.answer(client_id=50851, name="Nina", version=1, menu=MENU_DATA) == {
+        "op": "hello",
+        "id": 1,
+        "name": "Nina",
+        "version": 1,
+    }
+    assert session.screen.take() == [
+        "Enter the server IP Address:",
+        "Enter the server port:",
+        "Your id key (i.e your name):",
+        "Successfully connected to server: localhost/8008",
+        "Your client info is:",
+        "Client Name: Nina",
+        "Client ID: 50851",
+        *MENU_LINES,
+    ]
+
+
+def test_a_port_that_is_not_a_number_is_asked_again():
+    session = Session(host="localhost", name="Nina")
+    session.type("http", "8008")
+    assert session.screen.take()[:3] == [
+        "Enter the server port:",
+        "A port is a number from 1 to 65535.",
+        "Enter the server port:",
+    ]
+    assert session.server.address == ("localhost", 8008)
+
+
+def test_a_taken_name_is_shown_and_asked_again():
+    session = Session(host="localhost", port=8008, name="Nina")
+    session.server.refuse("name_taken", "the name 'Nina' is taken; choose another")
+    session.type("Nina2")
+    assert session.server.request()["name"] == "Nina2"
+    assert session.screen.take()[-2:] == [
+        "the name 'Nina' is taken; choose another",
+        "Your id key (i.e your name):",
+    ]
+
+
+def test_a_server_that_cannot_be_reached_is_said_and_the_status_is_1():
+    screen = TranscriptScreen()
+
+    def refuse(host: str, port: int, listener: Any) -> Deferred[ClientProtocol]:
+        return fail(ConnectionRefusedError("Connection refused"))
+
+    done = Deferred.fromCoroutine(Console(screen, refuse, "localhost", 9, "Nina").run())
+    assert done.result == 1
+    assert screen.lines[-1].startswith("Could not connect to localhost/9: ")
+
+
+def test_the_menu_labels_come_from_the_server():
+    session = Session(host="h", port=1, name="Nina")
+    menu = {"title": "Our Place", "options": [{"key": "a", "label": "Who is here", "op": "users"}]}
+    session.server.answer(client_id=1, name="Nina", version=1, menu=menu)
+    assert session.screen.take()[-6:] == [
+        "****** Our Place ******",
+        "-----------------------",
+        "Options Available:",
+        "a. Who is here",
+        "",
+        MENU_PROMPT.rstrip(),
+    ]
+
+
+def test_option_1_lists_users_as_name_and_id(session):
+    session.type("1")
+    assert session.server.answer(users=[JOSE, NINA])["op"] == "users"
+    assert session.screen.take() == ["Users in server: Jose:23456, Nina:50851", *MENU_LINES]
+
+
+def test_option_2_sends_to_an_id_or_a_name(session):
+    session.type("2", "Hello World!", "23456")
+    assert session.server.answer(to=JOSE) == {
+        "op": "send",
+        "id": 2,
+        "to": 23456,
+        "text": "Hello World!",
+    }
+    session.type("2", "Hi", "jose")
+    assert session.server.answer(to=JOSE)["to"] == "jose"
+    assert session.screen.take() == [
+        "Enter your message:",
+        "Enter recipient id:",
+        "Message sent!",
+        *MENU_LINES,
+        "Enter your message:",
+        "Enter recipient id:",
+        "Message sent!",
+        *MENU_LINES,
+    ]
+
+
+def test_option_2_shows_the_servers_refusal_in_words(session):
+    session.type("2", "Hello", "ghost")
+    session.server.refuse("unknown_user", "no user 'ghost' is connected")
+    assert session.screen.take()[2:4] == ["Error: no user 'ghost' is connected", MENU_LINES[0]]
+
+
+def test_option_3_lists_messages_in_local_time_or_says_there_are_none(session):
+    session.type("3")
+    messages = [
+        {"time": "2026-11-24T17:45:03.120Z", "from": NINA, "text": "Hello World!"},
+        {"time": "2026-11-24T18:01:00.000Z", "from": JOSE, "text": "Hi"},
+    ]
+    session.server.answer(messages=messages)
+    session.type("3")
+    session.server.answer(messages=[])
+    assert session.screen.take() == [
+        "My messages:",
+        "2026-11-24 17:45: Hello World! (from: Nina)",
+        "2026-11-24 18:01: Hi (from: Jose)",
+        *MENU_LINES,
+        "You have no new messages.",
+        *MENU_LINES,
+    ]
+
+
+def test_option_4_creates_a_channel_says_every_line_and_exit_closes_it(session):
+    session.type("4", "23456")
+    assert session.server.answer(channel="23456", owner=NINA)["channel"] == "23456"
+    assert session.screen.take() == [
+        "Enter new channel id:",
+        "----------------------- Channel 23456 ------------------------",
+        "Type 'exit' to close the channel.",
+        "Channel created by: Nina",
+        "Waiting for other users to join...",
+    ]
+    session.server.send({"event": "joined", "channel": "23456", "user": ALICE})
+    session.type("Hello Alice")
+    assert session.server.answer(channel="23456", time="t") == {
+        "op": "say",
+        "id": 3,
+        "channel": "23456",
+        "text": "Hello Alice",
+    }
+    session.server.send(
+        {"event": "said", "channel": "23456", "from": ALICE, "text": "Hello", "time": "t"}
+    )
+    session.server.send({"event": "left", "channel": "23456", "user": ALICE, "reason": "left"})
+    session.type("exit")
+    assert session.server.answer(channel="23456")["op"] == "close"
+    assert session.screen.take() == [
+        "Alice joined",
+        "Alice> Hello",
+        "Alice left the channel.",
+        *MENU_LINES,
+    ]
+
+
+def test_option_5_joins_and_bye_leaves(session):
+    session.type("5", "23456")
+    session.server.answer(channel="23456", owner=JOSE, members=[JOSE, NINA])
+    session.type("bye")
+    assert session.server.answer(channel="23456") == {"op": "leave", "id": 3, "channel": "23456"}
+    assert session.screen.take() == [
+        "Enter channel id to join:",
+        "----------------------- Channel 23456 ------------------------",
+        "Joined to channel 23456",
+        "Type 'bye' to exit this channel.",
+        "In the channel: Jose",
+        *MENU_LINES,
+    ]
+
+
+def test_the_owner_closing_the_channel_returns_to_the_menu(session):
+    session.type("5", "23456")
+    session.server.answer(channel="23456", owner=JOSE, members=[JOSE, NINA])
+    session.screen.take()
+    session.server.send({"event": "closed", "channel": "23456", "owner": JOSE, "reason": "closed"})
+    assert session.screen.take() == ["Jose closed channel 23456.", *MENU_LINES]
+    session.type("1")
+    assert session.server.request()["op"] == "users"
+
+
+def test_the_owner_leaving_is_said_differently(session):
+    session.type("5", "c")
+    session.server.answer(channel="c", owner=JOSE, members=[JOSE, NINA])
+    session.screen.take()
+    session.server.send({"event": "closed", "channel": "c", "owner": JOSE, "reason": "owner_left"})
+    assert session.screen.take()[0] == "Jose left, so channel c is closed."
+
+
+def test_a_channel_that_closes_while_a_line_is_being_said_still_returns_to_the_menu(session):
+    session.type("5", "c")
+    session.server.answer(channel="c", owner=JOSE, members=[JOSE, NINA])
+    session.type("are you there?")
+    session.server.send({"event": "closed", "channel": "c", "owner": JOSE, "reason": "closed"})
+    session.server.refuse("no_such_channel", "there is no channel 'c'")
+    assert session.screen.take()[-len(MENU_LINES) - 2 :] == [
+        "Jose closed channel c.",
+        "Error: there is no channel 'c'",
+        *MENU_LINES,
+    ]
+
+
+def test_a_new_private_message_is_announced_wherever_the_user_is(session):
+    session.server.send({"event": "message_waiting", "from": JOSE, "unread": 1})
+    session.type("5", "c")
+    session.server.answer(channel="c", owner=JOSE, members=[JOSE, NINA])
+    session.server.send({"event": "message_waiting", "from": JOSE, "unread": 2})
+    lines = session.screen.take()
+    assert lines[0] == "You have 1 new message."
+    assert lines[-1] == "You have 2 new messages."
+
+
+def test_an_option_not_on_the_menu_is_said_and_the_menu_shown_again(session):
+    session.type("9")
+    assert session.screen.take() == [
+        "'9' is not on the menu; enter one of 1, 2, 3, 4, 5, 6.",
+        *MENU_LINES,
+    ]
+
+
+def test_option_6_disconnects_with_status_0(session):
+    session.type("6")
+    assert session.server.answer()["op"] == "quit"
+    session.server.protocol.connectionLost(Failure(ConnectionLost()))
+    assert session.screen.take() == ["Disconnected from server."]
+    assert session.done.result == 0
+
+
+@pytest.mark.parametrize("where", [[], ["5", "c"]])
+def test_end_of_input_or_ctrl_c_is_a_clean_disconnect(session, where):
+    session.type(*where)
+    if where:
+        session.server.answer(channel="c", owner=JOSE, members=[JOSE, NINA])
+    session.console.interrupt()
+    assert session.server.answer()["op"] == "quit"
+    assert session.screen.take()[-1] == "Disconnected from server."
+    assert session.done.result == 0
+
+
+def test_end_of_input_comes_after_the_lines_typed_before_it(session):
+    session.type("1")
+    session.console.end_of_input()
+    session.server.answer(users=[NINA])
+    assert session.server.answer()["op"] == "quit"
+    assert session.done.result == 0
+
+
+def test_the_server_going_away_is_said_and_the_status_is_1(session):
+    session.type("2", "Hello")
+    session.server.protocol.connectionLost(Failure(ConnectionLost()))
+    assert session.screen.take()[-1] == "Lost the connection to the server."
+    assert session.done.result == 1
+
+
+def test_the_server_going_away_while_a_request_waits_is_the_same(session):
+    session.type("1")
+    session.server.protocol.connectionLost(Failure(ConnectionLost()))
+    assert session.screen.take()[-1] == "Lost the connection to the server."
+    assert session.done.result == 1

@@ -1,0 +1,126 @@
+"""The two screens: a terminal emulated in memory, and plain pipes."""
+
+from __future__ import annotations
+
+from twisted.conch.insults.helper import TerminalBuffer
+from twisted.conch.insults.insults import ClientProtocol as TerminalEmulator
+from twisted.conch.insults.insults import ServerProtocol as TerminalProtocol
+from twisted.internet.testing import StringTransport
+
+from tcpmsg.client.screens import PipeScreen, TerminalScreen
+
+
+class TypedLines:
+    """Stands in for the console: records what reaches it."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.ended = self.interrupted = 0
+
+    def line_received(self, line: str) -> None:
+        self.lines.append(line)
+
+    def end_of_input(self) -> None:
+        self.ended += 1
+
+    def interrupt(self) -> None:
+        self.interrupted += 1
+
+
+class Terminal:
+    """A TerminalScreen wired to an in-memory terminal emulator, as a person would see it."""
+
+    def __init__(self, color: bool = True) -> None:
+        self.console = TypedLines()
+        self.screen = TerminalScreen(color=color)
+        self.screen.console = self.console
+        self.transport = StringTransport()
+        self.protocol = TerminalProtocol(lambda: self.screen)
+        self.protocol.makeConnection(self.transport)
+        self.buffer = TerminalBuffer()
+        self.emulator = TerminalEmulator(lambda: self.buffer)
+        self.emulator.makeConnection(StringTransport())
+
+    def keys(self, data: bytes) -> None:
+        self.protocol.dataReceived(data)
+
+    def rows(self) -> list[str]:
+        self.emulator.dataReceived(self.transport.value().replace(b"\n", b"\r\n"))
+        self.transport.clear()
+        return [row.rstrip() for row in bytes(self.buffer).decode().splitlines() if row.strip()]
+
+    def cursor(self) -> tuple[int, int]:
+        return self.buffer.reportCursorPosition()
+
+
+def test_an_incoming_line_goes_above_the_half_typed_line_which_stays_whole():
+    term = Terminal()
+    term.screen.prompt("Nina> ", quiet=True)
+    term.keys(b"Hello Jo")
+    term.keys(b"\x1b[D\x1b[D")  # two steps left, as if editing
+    term.screen.show("Alice> Hi Nina")
+    assert term.rows() == ["Alice> Hi Nina", "Nina> Hello Jo"]
+    assert term.cursor() == (len("Nina> Hello "), 1)
+    term.keys(b"x\r")
+    assert term.console.lines == ["Hello xJo"]
+
+
+def test_history_brings_back_earlier_lines():
+    term = Terminal()
+    term.keys(b"first\rsecond\r")
+    term.keys(b"\x1b[A\x1b[A\r")
+    assert term.console.lines == ["first", "second", "first"]
+
+
+def test_non_ascii_typing_arrives_as_text():
+    term = Terminal()
+    term.keys("Zoë 日本\r".encode())
+    assert term.console.lines == ["Zoë 日本"]
+
+
+def test_ctrl_c_interrupts_and_ctrl_d_on_an_empty_line_ends_input():
+    term = Terminal()
+    term.keys(b"abc\x04")
+    assert term.console.ended == 0
+    term.keys(b"\x03")
+    assert term.console.interrupted == 1
+    term.keys(b"\r\x04")
+    assert term.console.ended == 1
+
+
+def test_notices_are_dimmed_unless_colour_is_off():
+    term = Terminal(color=True)
+    term.screen.show("Alice joined", notice=True)
+    assert b"\x1b[2m" in term.transport.value()
+    plain = Terminal(color=False)
+    plain.screen.show("Alice joined", notice=True)
+    assert b"\x1b[2m" not in plain.transport.value()
+
+
+def test_no_color_in_the_environment_turns_colour_off(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert TerminalScreen().color is False
+    monkeypatch.delenv("NO_COLOR")
+    assert TerminalScreen().color is True
+
+
+def test_a_pipe_gets_plain_lines_and_prompts_but_not_chat_prompts():
+    screen = PipeScreen()
+    screen.console = TypedLines()
+    transport = StringTransport()
+    screen.makeConnection(transport)
+    screen.prompt("Your option <enter a number>: ")
+    screen.prompt("Nina> ", quiet=True)
+    screen.show("Alice joined", notice=True)
+    assert transport.value() == b"Your option <enter a number>:\nAlice joined\n"
+
+
+def test_a_pipe_reads_lines_and_a_last_unterminated_one_before_the_end():
+    screen = PipeScreen()
+    screen.console = console = TypedLines()
+    screen.makeConnection(StringTransport())
+    screen.dataReceived("one\r\ntwo é\nthr".encode())
+    screen.dataReceived(b"ee")
+    screen.readConnectionLost()
+    assert console.lines == ["one", "two é", "three"]
+    assert console.ended == 1
