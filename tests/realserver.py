@@ -1,59 +1,76 @@
-"""A real ``twistd -n tcpmsg`` process on a loopback port the system picks, for end-to-end tests."""
+"""Real processes as users run them: ``twistd -n tcpmsg`` on a loopback port the system picks."""
 
 from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
 import sys
+import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from twisted.internet import protocol, reactor
+from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import LineReceiver
 
-_LISTENING = re.compile(rb"ServerFactory starting on (\d+)")
-# A guard so that a broken server fails the test instead of hanging it; nothing waits for it.
+BIN = Path(sys.executable).parent
+_LISTENING = re.compile(r"ServerFactory starting on (\d+)")
+# A guard so that a broken server fails a test instead of hanging it; nothing waits it out.
 PATIENCE = 20.0
 
 
-class ServerProcess(protocol.ProcessProtocol):
-    """Runs the server as users do; ``listening`` fires with its port, ``ended`` at its exit."""
+class ServerProcess:
+    """Its output is read as it comes, so the pipe never fills; ``port`` once it listens."""
 
-    def __init__(self) -> None:
-        self.listening: Deferred[int] = Deferred().addTimeout(PATIENCE, reactor)
-        self.ended: Deferred[int | None] = Deferred()
-        self.output = b""
+    def __init__(self, workdir: Path, *args: str) -> None:
+        argv = [str(BIN / "twistd"), "-n", "--pidfile=", "tcpmsg"]
+        argv += ["--port", "tcp:0:interface=127.0.0.1", *args]
+        self.process = subprocess.Popen(
+            argv, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self._listening = threading.Event()
+        self.port: int | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._listening.wait(PATIENCE) or self.port is None:
+            self.stop()
+            raise RuntimeError("the server did not start:\n" + self.output)
 
-    def outReceived(self, data: bytes) -> None:
-        self.output += data
-        found = _LISTENING.search(self.output)
-        if found and not self.listening.called:
-            self.listening.callback(int(found.group(1)))
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line)
+            found = _LISTENING.search(line)
+            if found and self.port is None:
+                self.port = int(found.group(1))
+                self._listening.set()
+        self._listening.set()
 
-    errReceived = outReceived
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
 
-    def processEnded(self, reason: Any) -> None:
-        code = reason.value.exitCode
-        if not self.listening.called:
-            self.listening.errback(RuntimeError(f"server exited ({code}): {self.output!r}"))
-        self.ended.callback(code)
-
-    def stop(self) -> Deferred[int | None]:
-        """SIGTERM, as a service manager would; twistd shuts down, then re-raises the signal."""
-        if not self.ended.called:
-            self.transport.signalProcess("TERM")
-        return self.ended
+    def stop(self) -> None:
+        """SIGTERM, as a service manager would."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(PATIENCE)
+        self._reader.join(PATIENCE)
 
 
-def start_server(workdir: Path, *args: str) -> ServerProcess:
-    twistd = str(Path(sys.executable).with_name("twistd"))
-    argv = [twistd, "-n", "--pidfile=", "tcpmsg", "--port", "tcp:0:interface=127.0.0.1", *args]
-    server = ServerProcess()
-    reactor.spawnProcess(server, twistd, argv, env=None, path=str(workdir))
-    return server
+@contextmanager
+def running_server(workdir: Path, *args: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(workdir, *args)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class LineClient(LineReceiver):

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import pytest_twisted
 
-from tests.realserver import connect_client, start_server
+from tests.realserver import connect_client, running_server
 
 
 @pytest_twisted.ensureDeferred
 async def test_three_clients_play_the_whole_story(tmp_path):
-    server = start_server(tmp_path)
-    try:
-        port = await server.listening
+    with running_server(tmp_path) as server:
+        port = server.port
         jose, nina, ana = [await connect_client(port) for _ in range(3)]
         me = {}
         for client, name in ((jose, "Jose"), (nina, "Nina"), (ana, "Ana")):
@@ -74,7 +73,5 @@ async def test_three_clients_play_the_whole_story(tmp_path):
         assert (await jose.request("users"))["users"] == [me["Jose"]]
         await jose.request("quit")
         await jose.closed
-    finally:
-        await server.stop()
-    assert b"Server Shut Down." in server.output
-    assert b"Traceback" not in server.output
+    assert "Server Shut Down." in server.output
+    assert "Traceback" not in server.output

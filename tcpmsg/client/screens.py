@@ -101,6 +101,8 @@ class TerminalScreen(HistoricRecvLine):
             self.historyLines.append(line)
         self.historyPosition = len(self.historyLines)
         self.lineBuffer, self.lineBufferIndex = [], 0
+        # The answered prompt stays on its line; the next question brings its own.
+        self.ps = (b"", b"")
         self.terminal.write(b"\r\n")
         self.console.line_received(line.decode("utf-8", "replace"))
 
