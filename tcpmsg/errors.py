@@ -61,3 +61,19 @@ class AlreadyMember(TcpmsgError):
 
 class NotOwner(TcpmsgError):
     code = "not_owner"
+
+
+class WeakPassword(TcpmsgError):
+    code = "weak_password"
+
+
+class PasswordRequired(TcpmsgError):
+    code = "password_required"
+
+
+class BadPassword(TcpmsgError):
+    code = "bad_password"
+
+
+class AlreadyRegistered(TcpmsgError):
+    code = "already_registered"

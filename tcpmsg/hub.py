@@ -1,17 +1,19 @@
-"""The hub: who is connected, which channels exist, and every rule of the service.
+"""The hub: who is connected, who is registered, which channels exist, and every rule.
 
 Front ends call the hub with plain values; the hub calls back into each user's
-``Session`` with events. Nothing here knows of sockets, bytes or JSON.
+``Session`` with events, and into a ``Store`` for what must be kept. Nothing
+here knows of sockets, bytes, JSON or threads.
 """
 
 from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
 
 from tcpmsg import errors
+from tcpmsg.accounts import Account, check_password, hash_password, verify_password
 from tcpmsg.channels import Channel
 from tcpmsg.events import (
     Closed,
@@ -24,8 +26,11 @@ from tcpmsg.events import (
     UserRef,
 )
 from tcpmsg.ids import ClientIds
-from tcpmsg.inbox import InboxStore
 from tcpmsg.rules import check_channel_name, check_text, check_user_name
+from tcpmsg.store import Snapshot, Store, StoredChannel
+
+T = TypeVar("T")
+DEFAULT_HISTORY = 100
 
 
 class Session(Protocol):
@@ -35,14 +40,20 @@ class Session(Protocol):
         """Pass an event on to the user; must not block and must not raise."""
 
 
+async def run_here(work: Callable[..., T], *args: Any) -> T:
+    """Runs slow work (password hashing) in place; servers pass a thread-pool runner."""
+    return work(*args)
+
+
 class User:
-    """A connected user, its session and the channels it is in (by key)."""
+    """A connected user: its session, its channels (by key), whether its name is registered."""
 
-    __slots__ = ("channels", "ref", "session")
+    __slots__ = ("channels", "ref", "registered", "session")
 
-    def __init__(self, ref: UserRef, session: Session) -> None:
+    def __init__(self, ref: UserRef, session: Session, registered: bool = False) -> None:
         self.ref = ref
         self.session = session
+        self.registered = registered
         self.channels: dict[str, Channel] = {}
 
     @property
@@ -55,42 +66,69 @@ class User:
 
 
 class Hub:
-    """The registry of users and channels, and the operations on them."""
+    """The registry of users, accounts and channels, and the operations on them."""
 
     def __init__(
         self,
-        inboxes: InboxStore,
+        store: Store,
+        snapshot: Snapshot = Snapshot(),  # noqa: B008 - immutable
         clock: Callable[[], float] = time.time,
         ids: ClientIds | None = None,
+        history_limit: int = DEFAULT_HISTORY,
+        run_slow: Callable[..., Awaitable[Any]] = run_here,
     ) -> None:
-        self._inboxes = inboxes
+        self._store = store
         self._clock = clock
         self._ids = ids or ClientIds()
+        self._history_limit = history_limit
+        self._run_slow = run_slow
         self._users: dict[int, User] = {}
         self._names: dict[str, User] = {}
+        self._accounts: dict[str, Account] = {}
+        self._account_ids: dict[int, Account] = {}
         self._channels: dict[str, Channel] = {}
+        for account in snapshot.accounts:
+            self._add_account(account)
+        for kept in snapshot.channels:
+            channel = Channel(kept.name, kept.owner, history_limit, kept=True, history=kept.history)
+            self._channels[channel.key] = channel
 
     # Presence
 
-    def connect(self, name: str, session: Session) -> User:
+    async def connect(self, name: str, session: Session, password: str | None = None) -> User:
+        """A new user; a registered name needs its password and gets its own client id."""
         name = check_user_name(unicodedata.normalize("NFC", name))
-        if name.casefold() in self._names:
-            raise errors.NameTaken(f"the name {name!r} is taken; choose another")
-        user = User(UserRef(self._ids.allocate(), name), session)
+        self._check_free(name)
+        account = self._accounts.get(name.casefold())
+        if account is None:
+            ref = UserRef(self._ids.allocate(), name)
+        else:
+            if password is None:
+                raise errors.PasswordRequired(f"{account.name} is registered: give its password")
+            if not await self._run_slow(verify_password, password, account.password_hash):
+                raise errors.BadPassword(f"that is not the password of {account.name}")
+            self._check_free(name)
+            ref = UserRef(account.client_id, account.name)
+        user = User(ref, session, registered=account is not None)
         self._users[user.id] = user
-        self._names[name.casefold()] = user
+        self._names[user.name.casefold()] = user
         return user
 
+    def _check_free(self, name: str) -> None:
+        if name.casefold() in self._names:
+            raise errors.NameTaken(f"the name {name!r} is taken; choose another")
+
     def disconnect(self, user: User, reason: str = "disconnected") -> None:
-        """Remove every trace of ``user``: its channels, memberships, inbox and id."""
+        """Remove every trace of a connection; a registered user's inbox and id stay."""
         if self._users.get(user.id) is not user:
             return
         del self._users[user.id]
         del self._names[user.name.casefold()]
-        self._inboxes.discard(user.id)
-        self._ids.release(user.id)
+        if not user.registered:
+            self._store.discard_messages(user.id)
+            self._ids.release(user.id)
         for channel in list(user.channels.values()):
-            if channel.owner is user:
+            if channel.owner.id == user.id and not channel.kept:
                 self._close(channel, "owner_left")
             else:
                 self._remove_member(channel, user, reason)
@@ -100,30 +138,80 @@ class Hub:
 
     def find_user(self, who: int | str) -> User:
         """A connected user by client id, or by name (case-insensitive)."""
-        if isinstance(who, str) and who.isascii() and who.isdigit() and len(who) <= 18:
-            who = int(who)
-        user = self._users.get(who) if isinstance(who, int) else self._names.get(who.casefold())
+        user = self._lookup(who, self._users, self._names)
         if user is None:
             raise errors.UnknownUser(f"no user {who!r} is connected")
         return user
 
+    def _recipient(self, who: int | str) -> UserRef:
+        """A connected user, or a registered one who may be offline."""
+        user = self._lookup(who, self._users, self._names)
+        if user is not None:
+            return user.ref
+        account = self._lookup(who, self._account_ids, self._accounts)
+        if account is None:
+            raise errors.UnknownUser(f"no user {who!r} is connected or registered")
+        return UserRef(account.client_id, account.name)
+
+    @staticmethod
+    def _lookup(who: int | str, by_id: dict[int, T], by_name: dict[str, T]) -> T | None:
+        if isinstance(who, str) and who.isascii() and who.isdigit() and len(who) <= 18:
+            who = int(who)
+        if isinstance(who, int):
+            return by_id.get(who)
+        return by_name.get(unicodedata.normalize("NFC", who).casefold())
+
+    # Accounts
+
+    async def register(self, user: User, password: str) -> Account:
+        """Give the user's name an owner: from now on it takes this password, and keeps its id."""
+        check_password(password)
+        if user.registered or user.name.casefold() in self._accounts:
+            raise errors.AlreadyRegistered(f"{user.name} is registered already")
+        password_hash = await self._run_slow(hash_password, password)
+        account = Account(user.id, user.name, password_hash)
+        if account.key in self._accounts:
+            raise errors.AlreadyRegistered(f"{user.name} is registered already")
+        self._add_account(account)
+        try:
+            await self._store.add_account(account)
+        except Exception:
+            del self._accounts[account.key], self._account_ids[account.client_id]
+            raise
+        user.registered = True
+        for channel in user.channels.values():
+            if channel.owner.id == user.id:
+                channel.kept = True
+                self._store.save_channel(StoredChannel(channel.name, channel.owner))
+        return account
+
+    def _add_account(self, account: Account) -> None:
+        self._accounts[account.key] = account
+        self._account_ids[account.client_id] = account
+        self._ids.reserve(account.client_id)
+
     # Private messages
 
     async def send_message(self, sender: User, to: int | str, text: str) -> UserRef:
-        """Store a message in the recipient's inbox and tell the recipient it waits."""
+        """Keep a message for its recipient, then tell the recipient if it is connected."""
         check_text(text)
-        recipient = self.find_user(to)
+        recipient = self._recipient(to)
         message = PrivateMessage(recipient.id, sender.ref, text, self._clock())
-        unread = await self._inboxes.put(message)
-        if self._users.get(recipient.id) is not recipient:
-            # Gone while the store worked: its inbox went with it, and so does this message.
-            self._inboxes.discard(recipient.id)
+        unread = await self._store.put_message(message)
+        user = self._users.get(recipient.id)
+        if user is not None and user.ref == recipient:
+            user.session.deliver(MessageWaiting(sender.ref, unread))
+        elif recipient.id not in self._account_ids:
+            # Unregistered and gone while the store worked: its inbox went with it.
+            self._store.discard_messages(recipient.id)
             raise errors.UnknownUser(f"{recipient.name} disconnected before the message was kept")
-        recipient.session.deliver(MessageWaiting(sender.ref, unread))
-        return recipient.ref
+        return recipient
 
     async def take_messages(self, user: User) -> list[PrivateMessage]:
-        return await self._inboxes.take(user.id)
+        return await self._store.take_messages(user.id)
+
+    async def count_messages(self, user: User) -> int:
+        return await self._store.count_messages(user.id)
 
     # Channels
 
@@ -140,9 +228,11 @@ class Hub:
         check_channel_name(name)
         if name.casefold() in self._channels:
             raise errors.ChannelExists(f"the channel {name!r} exists already")
-        channel = Channel(name, user)
+        channel = Channel(name, user.ref, self._history_limit, kept=user.registered)
         self._channels[channel.key] = channel
-        user.channels[channel.key] = channel
+        self._add_member(channel, user)
+        if channel.kept:
+            self._store.save_channel(StoredChannel(channel.name, channel.owner))
         return channel
 
     def join(self, user: User, name: str) -> Channel:
@@ -150,14 +240,13 @@ class Hub:
         if user.id in channel.members:
             raise errors.AlreadyMember(f"you are in {channel.name!r} already")
         channel.publish(Joined(channel.name, user.ref))
-        channel.members[user.id] = user
-        user.channels[channel.key] = channel
+        self._add_member(channel, user)
         return channel
 
     def leave(self, user: User, name: str) -> Channel:
-        """Leave a channel; the owner leaving closes it."""
+        """Leave a channel; the owner leaving a channel that is not kept closes it."""
         channel = self._membership(user, name)
-        if channel.owner is user:
+        if channel.owner.id == user.id and not channel.kept:
             self._close(channel, "owner_left")
         else:
             self._remove_member(channel, user, "left")
@@ -167,12 +256,15 @@ class Hub:
         check_text(text)
         channel = self._membership(user, name)
         event = Said(channel.name, user.ref, text, self._clock())
+        channel.history.append(event)
         channel.publish(event, skip=user)
+        if channel.kept:
+            self._store.record_said(event)
         return event
 
     def close(self, user: User, name: str) -> Channel:
         channel = self.channel(name)
-        if channel.owner is not user:
+        if channel.owner.id != user.id:
             raise errors.NotOwner(
                 f"only {channel.owner.name} who created {channel.name!r} can close it"
             )
@@ -185,6 +277,10 @@ class Hub:
             raise errors.NotMember(f"you are not in {channel.name!r}")
         return channel
 
+    def _add_member(self, channel: Channel, user: User) -> None:
+        channel.members[user.id] = user
+        user.channels[channel.key] = channel
+
     def _remove_member(self, channel: Channel, user: User, reason: str) -> None:
         del channel.members[user.id]
         del user.channels[channel.key]
@@ -194,5 +290,8 @@ class Hub:
         del self._channels[channel.key]
         for member in channel.members.values():
             del member.channels[channel.key]
-        channel.publish(Closed(channel.name, channel.owner.ref, reason), skip=channel.owner)
+        owner = channel.members.get(channel.owner.id)
+        channel.publish(Closed(channel.name, channel.owner, reason), skip=owner)
         channel.members.clear()
+        if channel.kept:
+            self._store.drop_channel(channel.name)

@@ -28,5 +28,9 @@ class ClientIds:
                 self._taken.add(candidate)
                 return candidate
 
+    def reserve(self, client_id: int) -> None:
+        """Keep an id out of the draw: a registered name's, for good."""
+        self._taken.add(client_id)
+
     def release(self, client_id: int) -> None:
         self._taken.discard(client_id)

@@ -23,4 +23,5 @@ MENU = (
     MenuOption("4", "Create a new channel", "create"),
     MenuOption("5", "Chat in a channel with your friends", "join"),
     MenuOption("6", "Disconnect from server", "quit"),
+    MenuOption("7", "Register your name with a password", "register"),
 )

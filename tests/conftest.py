@@ -13,8 +13,8 @@ from twisted.internet.testing import StringTransport
 
 from tcpmsg.hub import Hub
 from tcpmsg.ids import ClientIds
-from tcpmsg.inbox import MemoryInboxStore
 from tcpmsg.protocols.server import ServerFactory, ServerProtocol
+from tcpmsg.store import MemoryStore
 
 # 2026-11-24T17:45:00Z
 START = 1795542300.0
@@ -28,8 +28,13 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def hub(clock: Clock) -> Hub:
-    return Hub(MemoryInboxStore(), clock=clock.seconds, ids=ClientIds(rng=random.Random(7)))
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def hub(store: MemoryStore, clock: Clock) -> Hub:
+    return Hub(store, clock=clock.seconds, ids=ClientIds(rng=random.Random(7)))
 
 
 @pytest.fixture

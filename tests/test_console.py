@@ -35,6 +35,7 @@ MENU_LINES = [
     "4. Create a new channel",
     "5. Chat in a channel with your friends",
     "6. Disconnect from server",
+    "7. Register your name with a password",
     "",
     MENU_PROMPT.rstrip(),
 ]
@@ -49,7 +50,7 @@ class TranscriptScreen:
     def show(self, text: str, notice: bool = False) -> None:
         self.lines.append(text)
 
-    def prompt(self, text: str, quiet: bool = False) -> None:
+    def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
         if not quiet:
             self.lines.append(text.rstrip())
 
@@ -327,7 +328,7 @@ def test_a_new_private_message_is_announced_wherever_the_user_is(session):
 def test_an_option_not_on_the_menu_is_said_and_the_menu_shown_again(session):
     session.type("9")
     assert session.screen.take() == [
-        "'9' is not on the menu; enter one of 1, 2, 3, 4, 5, 6.",
+        "'9' is not on the menu; enter one of 1, 2, 3, 4, 5, 6, 7.",
         *MENU_LINES,
     ]
 

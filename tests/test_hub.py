@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from tcpmsg import errors
-from tcpmsg.events import Event, Joined, Left, MessageWaiting, PrivateMessage, Said
-from tcpmsg.hub import Hub
-from tcpmsg.inbox import MemoryInboxStore
+from tcpmsg.events import (
+    Closed,
+    Event,
+    Joined,
+    Left,
+    MessageWaiting,
+    PrivateMessage,
+    Said,
+    UserRef,
+)
+from tcpmsg.hub import Hub, User
+from tcpmsg.store import MemoryStore, Snapshot, StoredChannel
 
 
 class RecordingSession:
@@ -22,16 +34,30 @@ class RecordingSession:
         self.events.append(event)
 
 
-def join_all(hub: Hub, *names: str):
-    return [hub.connect(name, RecordingSession()) for name in names]
+def now(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that finishes at once (the memory store never waits); return or raise."""
+    outcome: list[Any] = []
+    Deferred.fromCoroutine(coroutine).addBoth(outcome.append)
+    [result] = outcome
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result
+
+
+def connect(hub: Hub, name: str, password: str | None = None) -> User:
+    return now(hub.connect(name, RecordingSession(), password))
+
+
+def join_all(hub: Hub, *names: str) -> list[User]:
+    return [connect(hub, name) for name in names]
 
 
 def assert_consistent(hub: Hub) -> None:
     """Every channel member is connected and knows it is a member, and vice versa."""
     connected = {user.id: user for user in hub._users.values()}
     for channel in hub.channels():
-        assert connected.get(channel.owner.id) is channel.owner
-        assert channel.owner.id in channel.members
+        if not channel.kept:
+            assert connected.get(channel.owner.id) is not None
         for member in channel.members.values():
             assert connected.get(member.id) is member
             assert member.channels[channel.key] is channel
@@ -41,7 +67,7 @@ def assert_consistent(hub: Hub) -> None:
 
 
 def test_the_core_imports_nothing_of_the_network():
-    core = ("hub", "channels", "events", "errors", "ids", "inbox", "rules", "menu")
+    core = ("hub", "channels", "events", "errors", "ids", "store", "rules", "menu", "accounts")
     code = "import sys\n"
     code += "".join(f"import tcpmsg.{module}\n" for module in core)
     code += "print(sorted(m for m in sys.modules if m.startswith('twisted')))"
@@ -53,7 +79,7 @@ def test_a_user_can_disconnect_and_its_name_and_id_are_free_again(hub):
     [jose] = join_all(hub, "Jose")
     hub.disconnect(jose)
     assert hub.users() == []
-    again = hub.connect("JOSE", RecordingSession())
+    again = connect(hub, "JOSE")
     assert hub.users() == [again.ref]
 
 
@@ -75,22 +101,22 @@ def test_find_user_by_id_digits_or_name(hub):
 
 
 def test_names_are_compared_in_one_unicode_form(hub):
-    hub.connect("Zoe\u0301", RecordingSession())
+    connect(hub, "Zoe\u0301")
     with pytest.raises(errors.NameTaken):
-        hub.connect("Zo\u00e9", RecordingSession())
+        connect(hub, "Zo\u00e9")
 
 
 def test_the_recipient_is_told_only_once_the_store_has_the_message(clock):
-    class SlowStore(MemoryInboxStore):
+    class SlowStore(MemoryStore):
         def __init__(self) -> None:
             super().__init__()
             self.pending: list[Deferred[None]] = []
 
-        async def put(self, message: PrivateMessage) -> int:
+        async def put_message(self, message: PrivateMessage) -> int:
             d: Deferred[None] = Deferred()
             self.pending.append(d)
             await d
-            return await super().put(message)
+            return await super().put_message(message)
 
     store = SlowStore()
     hub = Hub(store, clock=clock.seconds)
@@ -103,13 +129,13 @@ def test_the_recipient_is_told_only_once_the_store_has_the_message(clock):
     assert nina.session.events == [MessageWaiting(jose.ref, 1)]
 
 
-def test_a_recipient_gone_while_the_store_works_is_not_told_and_the_sender_knows(clock):
+def test_an_unregistered_recipient_gone_while_the_store_works_fails_the_send(clock):
     gate: Deferred[None] = Deferred()
 
-    class GatedStore(MemoryInboxStore):
-        async def put(self, message: PrivateMessage) -> int:
+    class GatedStore(MemoryStore):
+        async def put_message(self, message: PrivateMessage) -> int:
             await gate
-            return await super().put(message)
+            return await super().put_message(message)
 
     store = GatedStore()
     hub = Hub(store, clock=clock.seconds)
@@ -118,9 +144,9 @@ def test_a_recipient_gone_while_the_store_works_is_not_told_and_the_sender_knows
     hub.disconnect(nina)
     gate.callback(None)
     assert nina.session.events == []
-    assert sent.result.check(errors.UnknownUser)  # type: ignore[union-attr]
+    assert sent.result.check(errors.UnknownUser)
     sent.addErrback(lambda _: None)
-    assert store._inboxes == {}
+    assert now(store.count_messages(nina.id)) == 0
 
 
 def test_the_story_leaves_the_registry_consistent_at_every_step(hub, clock):
@@ -172,3 +198,109 @@ def test_a_failed_operation_changes_nothing(hub):
         assert list(hub.channel("c").members) == [jose.id]
         assert_consistent(hub)
     assert jose.session.events == nina.session.events == []
+
+
+# Accounts
+
+
+def test_a_registered_name_needs_its_password_and_keeps_its_id(hub, store):
+    [nina] = join_all(hub, "Nina")
+    now(hub.register(nina, "secret-1"))
+    assert store.accounts["nina"].client_id == nina.id
+    assert "secret-1" not in store.accounts["nina"].password_hash
+    hub.disconnect(nina)
+    with pytest.raises(errors.PasswordRequired):
+        connect(hub, "Nina")
+    with pytest.raises(errors.BadPassword):
+        connect(hub, "nina", "wrong")
+    again = connect(hub, "NINA", "secret-1")
+    assert again.ref == nina.ref
+    assert again.registered
+
+
+def test_registering_twice_or_a_short_password_is_refused(hub):
+    [nina] = join_all(hub, "Nina")
+    with pytest.raises(errors.WeakPassword):
+        now(hub.register(nina, "12345"))
+    now(hub.register(nina, "123456"))
+    with pytest.raises(errors.AlreadyRegistered):
+        now(hub.register(nina, "1234567"))
+
+
+def test_a_registered_id_is_never_handed_to_anyone_else(clock):
+    store = MemoryStore()
+    hub = Hub(store, clock=clock.seconds)
+    [nina] = join_all(hub, "Nina")
+    now(hub.register(nina, "secret-1"))
+    restarted = Hub(store, Snapshot(accounts=tuple(store.accounts.values())))
+    assert restarted._ids._taken == {nina.id}
+
+
+def test_messages_to_an_offline_registered_user_wait_for_the_next_login(hub):
+    jose, nina = join_all(hub, "Jose", "Nina")
+    now(hub.register(nina, "secret-1"))
+    hub.disconnect(nina)
+    assert now(hub.send_message(jose, "nina", "while you were out")) == nina.ref
+    assert now(hub.send_message(jose, nina.id, "and again")) == nina.ref
+    back = connect(hub, "Nina", "secret-1")
+    assert now(hub.count_messages(back)) == 2
+    assert [m.text for m in now(hub.take_messages(back))] == ["while you were out", "and again"]
+
+
+def test_an_unregistered_users_inbox_goes_with_it(hub, store):
+    jose, nina = join_all(hub, "Jose", "Nina")
+    now(hub.send_message(jose, "Nina", "unread"))
+    hub.disconnect(nina)
+    assert now(store.count_messages(nina.id)) == 0
+    with pytest.raises(errors.UnknownUser):
+        now(hub.send_message(jose, "Nina", "gone"))
+
+
+# Channels that are kept
+
+
+def test_a_registered_owners_channel_outlives_its_owner(hub, store):
+    jose, nina = join_all(hub, "Jose", "Nina")
+    now(hub.register(jose, "secret-1"))
+    hub.create_channel(jose, "lobby")
+    hub.join(nina, "lobby")
+    assert store.channels["lobby"] == StoredChannel("lobby", jose.ref)
+    hub.disconnect(jose)
+    assert nina.session.events[-1] == Left("lobby", jose.ref, "disconnected")
+    back = connect(hub, "Jose", "secret-1")
+    hub.join(back, "lobby")
+    hub.close(back, "lobby")
+    assert nina.session.events[-1] == Closed("lobby", jose.ref, "closed")
+    assert store.channels == {}
+
+
+def test_registering_keeps_the_channels_one_owns(hub, store):
+    [jose] = join_all(hub, "Jose")
+    hub.create_channel(jose, "mine")
+    now(hub.register(jose, "secret-1"))
+    assert hub.channel("mine").kept
+    assert "mine" in store.channels
+
+
+def test_history_is_kept_to_its_limit_and_stored_for_kept_channels(clock):
+    store = MemoryStore()
+    hub = Hub(store, clock=clock.seconds, history_limit=3)
+    jose, nina = join_all(hub, "Jose", "Nina")
+    hub.create_channel(nina, "temp")
+    now(hub.register(jose, "secret-1"))
+    hub.create_channel(jose, "kept")
+    for n in range(5):
+        hub.say(jose, "kept", f"k{n}")
+        hub.say(nina, "temp", f"t{n}")
+    assert [s.text for s in hub.channel("kept").recent(10)] == ["k2", "k3", "k4"]
+    assert [s.text for s in hub.channel("temp").recent(2)] == ["t3", "t4"]
+    assert hub.channel("temp").recent(0) == []
+    assert [s.text for s in store.said] == ["k0", "k1", "k2", "k3", "k4"]
+
+
+def test_channels_come_back_from_a_snapshot_with_their_history():
+    jose = UserRef(12345, "Jose")
+    said = Said("lobby", jose, "before", 1.0)
+    hub = Hub(MemoryStore(), Snapshot(channels=(StoredChannel("lobby", jose, (said,)),)))
+    assert hub.channel("LOBBY").kept
+    assert hub.channel("lobby").recent(5) == [said]

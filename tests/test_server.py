@@ -25,6 +25,8 @@ def test_hello_assigns_a_five_digit_id_and_sends_the_menu(connect):
         "reply": "hello",
         "id": 1,
         "name": "Nina",
+        "registered": False,
+        "unread": 0,
         "version": wire.PROTOCOL_VERSION,
         "server": reply["server"],
         "menu": {
@@ -185,7 +187,13 @@ def test_join_tells_the_members_and_answers_with_the_member_list(connect):
     jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
     jose.send("create", channel="23456")
     assert nina.send("join", channel="23456") == [
-        {"reply": "join", "channel": "23456", "owner": jose.ref, "members": [jose.ref, nina.ref]}
+        {
+            "reply": "join",
+            "channel": "23456",
+            "owner": jose.ref,
+            "members": [jose.ref, nina.ref],
+            "history": [],
+        }
     ]
     assert jose.lines() == [{"event": "joined", "channel": "23456", "user": nina.ref}]
     ana.send("join", channel="23456")

@@ -35,8 +35,10 @@ def test_unknown_options_are_refused():
 
 
 def test_the_service_listens_on_every_port_with_one_shared_factory():
-    service = twistd_plugin.makeService(parse("-p", "tcp:0", "-p", "tcp:0:interface=127.0.0.1"))
-    listeners = list(service)
+    service = twistd_plugin.makeService(
+        parse("--db", ":memory:", "-p", "tcp:0", "-p", "tcp:0:interface=127.0.0.1")
+    )
+    listeners = list(service)[1:]
     assert [listener.endpoint._interface for listener in listeners] == ["", "127.0.0.1"]
     factories = {id(listener.factory) for listener in listeners}
     assert len(factories) == 1

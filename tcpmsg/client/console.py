@@ -19,14 +19,18 @@ from twisted.python.failure import Failure
 from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
 
 MENU_PROMPT = "Your option <enter a number>: "
+NAME_PROMPT = "Your id key (i.e your name): "
+PASSWORD_PROMPT = "Password: "
+EARLIER_LINES = 20
 
 
 class Screen(Protocol):
     def show(self, text: str, notice: bool = False) -> None:
         """Print a line of output above whatever the person is typing."""
 
-    def prompt(self, text: str, quiet: bool = False) -> None:
-        """Ask for the next line; a ``quiet`` prompt (chatting) is not printed on a pipe."""
+    def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
+        """Ask for the next line; a ``quiet`` prompt (chatting) is not printed on a pipe,
+        and what is typed at a ``secret`` one (a password) is not shown."""
 
 
 Connector = Callable[[str, int, Listener], Deferred[ClientProtocol]]
@@ -94,12 +98,12 @@ class Console:
         self._typed.clear()
         self._interrupt(Hangup())
 
-    def ask(self, prompt: str, quiet: bool = False) -> Deferred[str]:
+    def ask(self, prompt: str, quiet: bool = False, secret: bool = False) -> Deferred[str]:
         """The next line typed, after showing ``prompt``."""
         if self._interruption is not None:
             error, self._interruption = self._interruption, None
             return fail(error)
-        self.screen.prompt(prompt, quiet)
+        self.screen.prompt(prompt, quiet, secret)
         if self._typed:
             return _settle(self._typed.popleft())
         self._waiting = Deferred()
@@ -180,24 +184,31 @@ class Console:
                 port = int(typed)
             else:
                 self.screen.show("A port is a number from 1 to 65535.")
-        name = self.name or (await self.ask("Your id key (i.e your name): ")).strip()
+        name = self.name or (await self.ask(NAME_PROMPT)).strip()
         try:
             self.client = await self._connect(host, port, self)
         except Exception as error:
             self.screen.show(f"Could not connect to {host}/{port}: {error}")
             raise CannotConnect() from error
         self.screen.show(f"Successfully connected to server: {host}/{port}")
+        password: dict[str, str] = {}
         while True:
             try:
-                reply = await self.client.request("hello", name=name, version=1)
+                reply = await self.client.request("hello", name=name, version=1, **password)
                 break
             except ServerError as error:
+                if error.code == "password_required":
+                    password = {"password": await self.ask(PASSWORD_PROMPT, secret=True)}
+                    continue
                 self.screen.show(error.message)
-                name = (await self.ask("Your id key (i.e your name): ")).strip()
+                name = (await self.ask(NAME_PROMPT)).strip()
+                password = {}
         self.name, self.menu = reply["name"], reply["menu"]
         self.screen.show("Your client info is:")
         self.screen.show(f"Client Name: {reply['name']}")
         self.screen.show(f"Client ID: {reply['client_id']}")
+        if reply.get("unread"):
+            self.screen.show(f"You have {plural(reply['unread'], 'new message')}.", notice=True)
 
     async def _menu(self) -> None:
         options = {option["key"]: option for option in self.menu["options"]}
@@ -284,15 +295,30 @@ class Console:
 
     async def option_join(self) -> None:
         channel = (await self.ask("Enter channel id to join: ")).strip()
-        reply = await self._call("join", channel=channel)
+        reply = await self._call("join", channel=channel, history=EARLIER_LINES)
         if reply is None:
             return
         self.screen.show(channel_header(reply["channel"]))
         self.screen.show(f"Joined to channel {reply['channel']}")
         self.screen.show("Type 'bye' to exit this channel.")
+        for line in reply.get("history", ()):
+            said = f"{line['from']['name']}> {line['text']}"
+            self.screen.show(f"(earlier, {self._local(line['time'])}) {said}", notice=True)
         others = [m["name"] for m in reply["members"] if m["name"] != self.name]
-        self.screen.show(f"In the channel: {', '.join(others)}", notice=True)
+        self.screen.show(f"In the channel: {', '.join(others) or 'nobody else'}", notice=True)
         await self._chat(reply["channel"], "bye", "leave")
+
+    async def option_register(self) -> None:
+        password = await self.ask("Choose a password: ", secret=True)
+        if password != await self.ask("Repeat the password: ", secret=True):
+            self.screen.show("The passwords differ; nothing was registered.")
+            return
+        reply = await self._call("register", password=password)
+        if reply is not None:
+            self.screen.show(
+                f"The name {reply['name']} is yours: from now on it takes this password, "
+                f"and keeps client id {reply['client_id']}."
+            )
 
     async def _chat(self, channel: str, exit_word: str, exit_op: str) -> None:
         """Say every line typed in the channel until ``exit_word`` or the channel closes."""

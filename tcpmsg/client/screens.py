@@ -39,7 +39,7 @@ class PipeScreen(LineReceiver):
     def show(self, text: str, notice: bool = False) -> None:
         self.transport.write(text.encode("utf-8", "replace") + b"\n")
 
-    def prompt(self, text: str, quiet: bool = False) -> None:
+    def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
         if not quiet:
             self.show(text.rstrip())
 
@@ -60,6 +60,7 @@ class TerminalScreen(HistoricRecvLine):
     """A terminal: the input line stays whole while lines arrive above it."""
 
     ps = (b"", b"")
+    secret = False
     console: Console
 
     def __init__(self, color: bool | None = None) -> None:
@@ -83,31 +84,42 @@ class TerminalScreen(HistoricRecvLine):
         self.terminal.write(line + b"\r\n")
         self._redraw_input()
 
-    def prompt(self, text: str, quiet: bool = False) -> None:
+    def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
         self.ps = (text.encode("utf-8"),) * 2
+        self.secret = secret
         self.terminal.write(b"\r")
         self.terminal.eraseLine()
         self._redraw_input()
 
+    def drawInputLine(self) -> None:
+        if self.secret:
+            self.terminal.write(self.ps[self.pn])
+        else:
+            super().drawInputLine()
+
     def _redraw_input(self) -> None:
         self.drawInputLine()
+        if self.secret:
+            return
         behind = len(self.lineBuffer) - self.lineBufferIndex
         if behind:
             self.terminal.cursorBackward(behind)
 
     def handle_RETURN(self) -> None:
         line = b"".join(self.lineBuffer)
-        if line:
+        if line and not self.secret:
             self.historyLines.append(line)
         self.historyPosition = len(self.historyLines)
         self.lineBuffer, self.lineBufferIndex = [], 0
         # The answered prompt stays on its line; the next question brings its own.
-        self.ps = (b"", b"")
+        self.ps, self.secret = (b"", b""), False
         self.terminal.write(b"\r\n")
         self.console.line_received(line.decode("utf-8", "replace"))
 
     def keystrokeReceived(self, key_id: bytes | object, modifier: object) -> None:
-        if key_id == CTRL_C:
+        if self.secret and key_id not in (CTRL_C, CTRL_D, b"\r", b"\n"):
+            self._secret_keystroke(key_id)
+        elif key_id == CTRL_C:
             self.console.interrupt()
         elif key_id == CTRL_D:
             if not self.lineBuffer:
@@ -119,3 +131,11 @@ class TerminalScreen(HistoricRecvLine):
                 self.characterReceived(character.encode("utf-8"), False)
         else:
             super().keystrokeReceived(key_id, modifier)
+
+    def _secret_keystroke(self, key_id: bytes | object) -> None:
+        """A password: kept, never echoed; only Backspace edits it."""
+        if key_id == self.terminal.BACKSPACE:
+            del self.lineBuffer[-1:]
+        elif isinstance(key_id, bytes) and (key_id >= b"\x80" or key_id in self._printableChars):
+            self.lineBuffer.append(key_id)
+        self.lineBufferIndex = len(self.lineBuffer)

@@ -30,6 +30,7 @@ _MENU = {
     "options": [{"key": o.key, "label": o.label, "op": o.op} for o in MENU],
 }
 _BEFORE_HELLO = frozenset({"hello", "ping", "quit"})
+DEFAULT_JOIN_HISTORY = 20
 
 
 class UnknownOp(TcpmsgError):
@@ -66,6 +67,8 @@ class ServerProtocol(LineReceiver):
 
     def __init__(self) -> None:
         self.user: User | None = None
+        self._greeting = False
+        self._gone = False
         self.peer = "?"
         self._quitting = False
         self._discarding = False
@@ -79,6 +82,7 @@ class ServerProtocol(LineReceiver):
         log.info("{peer} connected", peer=self.peer)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        self._gone = True
         if self.user is not None:
             self.factory.hub.disconnect(self.user, "quit" if self._quitting else "disconnected")
         log.info("{peer} disconnected", peer=self.peer)
@@ -155,26 +159,45 @@ class ServerProtocol(LineReceiver):
 
     # Operations, one method each, named after the operation
 
-    def op_hello(self, request: wire.Request) -> dict[str, Any]:
-        if self.user is not None:
-            raise AlreadyLoggedIn(f"you are {self.user.name} already")
+    def op_hello(self, request: wire.Request) -> Deferred[dict[str, Any]]:
+        if self.user is not None or self._greeting:
+            raise AlreadyLoggedIn("this connection has said hello already")
         version = request.optional_integer("version", wire.PROTOCOL_VERSION)
         if version != wire.PROTOCOL_VERSION:
             raise UnsupportedVersion(f"this server speaks version {wire.PROTOCOL_VERSION}")
-        self.user = self.factory.hub.connect(request.string("name"), self)
+        name, password = request.string("name"), request.optional_string("password")
+        self._greeting = True
+        return Deferred.fromCoroutine(self._hello(name, password))
+
+    async def _hello(self, name: str, password: str | None) -> dict[str, Any]:
+        hub = self.factory.hub
+        try:
+            user = await hub.connect(name, self, password)
+        finally:
+            self._greeting = False
+        if self._gone:
+            # Gone while the password was checked.
+            hub.disconnect(user)
+            return {}
+        self.user = user
         log.info(
-            "{peer} is {name} ({client_id})",
-            peer=self.peer,
-            name=self.user.name,
-            client_id=self.user.id,
+            "{peer} is {name} ({client_id})", peer=self.peer, name=user.name, client_id=user.id
         )
         return {
-            "client_id": self.user.id,
-            "name": self.user.name,
+            "client_id": user.id,
+            "name": user.name,
+            "registered": user.registered,
+            "unread": await hub.count_messages(user) if user.registered else 0,
             "version": wire.PROTOCOL_VERSION,
             "server": f"tcpmsg {__version__}",
             "menu": _MENU,
         }
+
+    def op_register(self, request: wire.Request) -> Deferred[dict[str, Any]]:
+        registered = self.factory.hub.register(self.user, request.string("password"))
+        return Deferred.fromCoroutine(registered).addCallback(
+            lambda account: {"client_id": account.client_id, "name": account.name}
+        )
 
     def op_ping(self, request: wire.Request) -> dict[str, Any]:
         return {}
@@ -200,11 +223,15 @@ class ServerProtocol(LineReceiver):
 
     def op_create(self, request: wire.Request) -> dict[str, Any]:
         channel = self.factory.hub.create_channel(self.user, request.string("channel"))
-        return {"channel": channel.name, "owner": wire.user(channel.owner.ref)}
+        return {"channel": channel.name, "owner": wire.user(channel.owner)}
 
     def op_join(self, request: wire.Request) -> dict[str, Any]:
+        history = request.optional_integer("history", DEFAULT_JOIN_HISTORY)
+        if history < 0:
+            raise BadRequest("'history' is how many earlier lines to send: 0 or more")
         channel = self.factory.hub.join(self.user, request.string("channel"))
-        return _channel_members(channel)
+        earlier = [wire.said_line(said) for said in channel.recent(history)]
+        return {**_channel_members(channel), "history": earlier}
 
     def op_members(self, request: wire.Request) -> dict[str, Any]:
         return _channel_members(self.factory.hub.channel(request.string("channel")))
@@ -224,7 +251,7 @@ class ServerProtocol(LineReceiver):
     def op_channels(self, request: wire.Request) -> dict[str, Any]:
         return {
             "channels": [
-                {"name": c.name, "owner": wire.user(c.owner.ref), "members": len(c.members)}
+                {"name": c.name, "owner": wire.user(c.owner), "members": len(c.members)}
                 for c in self.factory.hub.channels()
             ]
         }
@@ -233,7 +260,7 @@ class ServerProtocol(LineReceiver):
 def _channel_members(channel: Channel) -> dict[str, Any]:
     return {
         "channel": channel.name,
-        "owner": wire.user(channel.owner.ref),
+        "owner": wire.user(channel.owner),
         "members": [wire.user(member.ref) for member in channel.members.values()],
     }
 

@@ -53,6 +53,12 @@ class Request:
             raise BadRequest(f"{key!r} must be a string")
         return value
 
+    def optional_string(self, key: str) -> str | None:
+        value = self._fields.get(key)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"{key!r} must be a string")
+        return value
+
     def id_or_name(self, key: str) -> int | str:
         value = self._fields.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -147,14 +153,13 @@ def private_message(message: PrivateMessage) -> dict[str, Any]:
     return {"time": iso_time(message.time), "from": user(message.sender), "text": message.text}
 
 
+def said_line(said: Said) -> dict[str, Any]:
+    """A line said in a channel, as a join's history lists it."""
+    return {"from": user(said.sender), "text": said.text, "time": iso_time(said.time)}
+
+
 _EVENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
-    Said: lambda e: {
-        "event": "said",
-        "channel": e.channel,
-        "from": user(e.sender),
-        "text": e.text,
-        "time": iso_time(e.time),
-    },
+    Said: lambda e: {"event": "said", "channel": e.channel, **said_line(e)},
     Joined: lambda e: {"event": "joined", "channel": e.channel, "user": user(e.user)},
     Left: lambda e: {
         "event": "left",

@@ -1,0 +1,317 @@
+"""The durable store: one SQLite file in WAL mode, written by one thread in group commits.
+
+Requests queue on the reactor thread. Whenever the writer thread is idle it
+takes everything queued and runs it in one transaction (each request in its
+own savepoint, so one failing request spoils no other), commits once, and only
+then answers every request of the batch. A burst of messages thus costs one
+commit, and an answer always means "on disk".
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from tcpmsg.accounts import Account
+from tcpmsg.errors import AlreadyRegistered
+from tcpmsg.events import PrivateMessage, Said, UserRef
+from tcpmsg.store import Snapshot, StoredChannel, StoreError
+
+log = Logger()
+
+Work = Callable[[sqlite3.Connection], Any]
+
+# Each entry takes the schema from its index to the next version; never edit a shipped one.
+MIGRATIONS = (
+    """
+    CREATE TABLE accounts (
+        client_id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL
+    );
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        recipient_id INTEGER NOT NULL,
+        sender_id INTEGER NOT NULL,
+        sender_name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        time REAL NOT NULL
+    );
+    CREATE INDEX messages_by_recipient ON messages (recipient_id, seq);
+    """,
+    """
+    CREATE TABLE channels (
+        name_key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner_id INTEGER NOT NULL,
+        owner_name TEXT NOT NULL
+    );
+    CREATE TABLE channel_history (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel_key TEXT NOT NULL,
+        sender_id INTEGER NOT NULL,
+        sender_name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        time REAL NOT NULL
+    );
+    CREATE INDEX history_by_channel ON channel_history (channel_key, seq);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SqliteStore:
+    """A ``Store`` in one SQLite file, safe across crashes once a request is answered."""
+
+    def __init__(self, path: str, reactor: Any, history_limit: int = 100) -> None:
+        self.path = path
+        self._reactor = reactor
+        self._history_limit = history_limit
+        self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="tcpmsg-store")
+        self._queue: list[tuple[Work, Deferred[Any] | None]] = []
+        self._writing = False
+        self.batches = 0
+
+    # Opening and closing
+
+    def open(self) -> Snapshot:
+        """Lock, open, upgrade and read the file; runs before the reactor does."""
+        self._lock()
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA busy_timeout = 5000")
+            if self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+                raise StoreError(f"{self.path}: cannot use write-ahead logging here")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._upgrade()
+            snapshot = self._read_snapshot()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: {error}") from None
+        self._pool.start()
+        return snapshot
+
+    def _lock(self) -> None:
+        """One server per file: a second one would hand out the same ids."""
+        lock_path = self.path + ".lock"
+        try:
+            self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{self.path} is in use by another tcpmsg server") from None
+        except OSError as error:
+            raise StoreError(f"cannot open {lock_path}: {error.strerror}") from None
+
+    def _upgrade(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this tcpmsg "
+                f"understands ({SCHEMA_VERSION}); upgrade tcpmsg"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            self._db.execute("BEGIN IMMEDIATE")
+            for statement in MIGRATIONS[target - 1].split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {target}")
+            self._db.execute("COMMIT")
+            log.info("{path}: schema upgraded to version {version}", path=self.path, version=target)
+
+    def _read_snapshot(self) -> Snapshot:
+        db = self._db
+        # Unregistered inboxes live only as long as their connection; one left by a crash is stale.
+        db.execute(
+            "DELETE FROM messages WHERE recipient_id NOT IN (SELECT client_id FROM accounts)"
+        )
+        accounts = tuple(
+            Account(client_id, name, password_hash)
+            for client_id, name, password_hash in db.execute(
+                "SELECT client_id, name, password_hash FROM accounts ORDER BY client_id"
+            )
+        )
+        channels = []
+        for key, name, owner_id, owner_name in db.execute(
+            "SELECT name_key, name, owner_id, owner_name FROM channels ORDER BY rowid"
+        ).fetchall():
+            rows = db.execute(
+                "SELECT sender_id, sender_name, text, time FROM channel_history"
+                " WHERE channel_key = ? ORDER BY seq DESC LIMIT ?",
+                (key, self._history_limit),
+            ).fetchall()
+            history = tuple(Said(name, UserRef(i, n), t, at) for i, n, t, at in reversed(rows))
+            channels.append(StoredChannel(name, UserRef(owner_id, owner_name), history))
+        return Snapshot(accounts, tuple(channels))
+
+    async def close(self) -> None:
+        """Commit everything queued, then release the file; the reactor is shutting down."""
+        if self._db is None:
+            return
+        await self._submit(lambda db: None)
+        self._pool.stop()
+        self._db.close()
+        self._db = None
+        os.close(self._lock_fd)
+
+    # Group commit
+
+    def _submit(self, work: Work, answer: bool = True) -> Deferred[Any] | None:
+        waiting: Deferred[Any] | None = Deferred() if answer else None
+        self._queue.append((work, waiting))
+        if not self._writing:
+            self._write_batch()
+        return waiting
+
+    def _write_batch(self) -> None:
+        batch, self._queue = self._queue, []
+        self._writing = True
+        done = deferToThreadPool(self._reactor, self._pool, self._run, [w for w, _ in batch])
+        done.addBoth(self._answer, batch)
+
+    def _run(self, batch: list[Work]) -> list[tuple[bool, Any]]:
+        """In the writer thread: the whole batch in one transaction, one commit."""
+        db = self._db
+        outcomes: list[tuple[bool, Any]] = []
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for work in batch:
+                db.execute("SAVEPOINT request")
+                try:
+                    outcomes.append((True, work(db)))
+                except Exception as error:
+                    db.execute("ROLLBACK TO request")
+                    outcomes.append((False, error))
+                db.execute("RELEASE request")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.batches += 1
+        return outcomes
+
+    def _answer(self, outcome: list[tuple[bool, Any]] | Failure, batch: list) -> None:
+        self._writing = False
+        if isinstance(outcome, Failure):
+            log.failure("a store transaction failed; nothing of it was kept", outcome)
+            outcome = [(False, outcome)] * len(batch)
+        for (ok, value), (_, waiting) in zip(outcome, batch, strict=True):
+            if waiting is None:
+                if not ok:
+                    log.error("a queued store write failed: {error!r}", error=value)
+            elif ok:
+                waiting.callback(value)
+            else:
+                waiting.errback(value)
+        if self._queue and not self._writing:
+            self._write_batch()
+
+    # The Store interface
+
+    async def put_message(self, message: PrivateMessage) -> int:
+        return await self._submit(partial(_put_message, message))
+
+    async def take_messages(self, recipient_id: int) -> list[PrivateMessage]:
+        return await self._submit(partial(_take_messages, recipient_id))
+
+    async def count_messages(self, recipient_id: int) -> int:
+        return await self._submit(partial(_count_messages, recipient_id))
+
+    def discard_messages(self, recipient_id: int) -> None:
+        self._submit(partial(_discard_messages, recipient_id), answer=False)
+
+    async def add_account(self, account: Account) -> None:
+        await self._submit(partial(_add_account, account))
+
+    def save_channel(self, channel: StoredChannel) -> None:
+        self._submit(partial(_save_channel, channel), answer=False)
+
+    def drop_channel(self, name: str) -> None:
+        self._submit(partial(_drop_channel, name.casefold()), answer=False)
+
+    def record_said(self, said: Said) -> None:
+        self._submit(partial(_record_said, said, self._history_limit), answer=False)
+
+
+# The work itself, run in the writer thread inside a transaction
+
+
+def _put_message(message: PrivateMessage, db: sqlite3.Connection) -> int:
+    db.execute(
+        "INSERT INTO messages (recipient_id, sender_id, sender_name, text, time)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (message.recipient_id, message.sender.id, message.sender.name, message.text, message.time),
+    )
+    return _count_messages(message.recipient_id, db)
+
+
+def _take_messages(recipient_id: int, db: sqlite3.Connection) -> list[PrivateMessage]:
+    rows = db.execute(
+        "SELECT seq, sender_id, sender_name, text, time FROM messages"
+        " WHERE recipient_id = ? ORDER BY seq",
+        (recipient_id,),
+    ).fetchall()
+    if rows:
+        db.execute(
+            "DELETE FROM messages WHERE recipient_id = ? AND seq <= ?", (recipient_id, rows[-1][0])
+        )
+    return [PrivateMessage(recipient_id, UserRef(i, n), t, at) for _, i, n, t, at in rows]
+
+
+def _count_messages(recipient_id: int, db: sqlite3.Connection) -> int:
+    query = "SELECT count(*) FROM messages WHERE recipient_id = ?"
+    return db.execute(query, (recipient_id,)).fetchone()[0]
+
+
+def _discard_messages(recipient_id: int, db: sqlite3.Connection) -> None:
+    db.execute("DELETE FROM messages WHERE recipient_id = ?", (recipient_id,))
+
+
+def _add_account(account: Account, db: sqlite3.Connection) -> None:
+    try:
+        db.execute(
+            "INSERT INTO accounts (client_id, name, name_key, password_hash) VALUES (?, ?, ?, ?)",
+            (account.client_id, account.name, account.key, account.password_hash),
+        )
+    except sqlite3.IntegrityError:
+        raise AlreadyRegistered(f"{account.name} is registered already") from None
+
+
+def _save_channel(channel: StoredChannel, db: sqlite3.Connection) -> None:
+    db.execute(
+        "INSERT OR REPLACE INTO channels (name_key, name, owner_id, owner_name)"
+        " VALUES (?, ?, ?, ?)",
+        (channel.name.casefold(), channel.name, channel.owner.id, channel.owner.name),
+    )
+
+
+def _drop_channel(key: str, db: sqlite3.Connection) -> None:
+    db.execute("DELETE FROM channels WHERE name_key = ?", (key,))
+    db.execute("DELETE FROM channel_history WHERE channel_key = ?", (key,))
+
+
+def _record_said(said: Said, limit: int, db: sqlite3.Connection) -> None:
+    key = said.channel.casefold()
+    db.execute(
+        "INSERT INTO channel_history (channel_key, sender_id, sender_name, text, time)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (key, said.sender.id, said.sender.name, said.text, said.time),
+    )
+    # Keep the channel's last ``limit`` lines: drop what is older than the limit-th newest.
+    db.execute(
+        "DELETE FROM channel_history WHERE channel_key = ? AND seq < (SELECT seq FROM"
+        " channel_history WHERE channel_key = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        (key, key, limit - 1),
+    )
