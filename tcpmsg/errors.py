@@ -31,6 +31,10 @@ class TextTooLong(TcpmsgError):
     code = "text_too_long"
 
 
+class BadText(TcpmsgError):
+    code = "bad_text"
+
+
 class EmptyText(TcpmsgError):
     code = "empty_text"
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
-from tcpmsg.errors import BadChannelName, BadName, EmptyText, TextTooLong
+from tcpmsg.errors import BadChannelName, BadName, BadText, EmptyText, TextTooLong
 
 MAX_NAME_LENGTH = 32
 MAX_TEXT_LENGTH = 4000
 
+# Characters a terminal obeys instead of printing (ESC, CR, LF, BEL...); tab is allowed.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _NAME = re.compile(rf"[\w.-]{{1,{MAX_NAME_LENGTH}}}")
 
 
@@ -35,4 +37,6 @@ def check_text(text: str) -> str:
         raise EmptyText("the text is empty")
     if len(text) > MAX_TEXT_LENGTH:
         raise TextTooLong(f"a text is at most {MAX_TEXT_LENGTH} characters")
+    if _CONTROL.search(text):
+        raise BadText("a text is one line of printable characters: no control characters")
     return text

@@ -87,3 +87,11 @@ def test_a_lost_connection_fails_what_waits_and_what_comes_after():
         assert answer.result.check(ConnectionLost)
         answer.addErrback(lambda _: None)
     assert len(listener.lost) == 1
+
+
+def test_an_error_without_an_id_fails_what_waits():
+    protocol, _, _ = connected()
+    waiting = protocol.request("send", to="Nina", text="x" * 20000)
+    protocol.dataReceived(b'{"error":"line_too_long","message":"a line is at most 16384 bytes"}\n')
+    assert waiting.result.value.code == "line_too_long"
+    waiting.addErrback(lambda _: None)

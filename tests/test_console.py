@@ -74,9 +74,13 @@ class FakeServer:
         return succeed(self.protocol)
 
     def request(self) -> dict[str, Any]:
-        [line] = self.transport.value().splitlines()
+        [request] = self.requests()
+        return request
+
+    def requests(self) -> list[dict[str, Any]]:
+        lines = self.transport.value().splitlines()
         self.transport.clear()
-        return json.loads(line)
+        return [json.loads(line) for line in lines]
 
     def answer(self, **body: Any) -> dict[str, Any]:
         request = self.request()
@@ -372,3 +376,110 @@ def test_the_server_going_away_while_a_request_waits_is_the_same(session):
     session.server.protocol.connectionLost(Failure(ConnectionLost()))
     assert session.screen.take()[-1] == "Lost the connection to the server."
     assert session.done.result == 1
+
+
+def test_ctrl_c_while_the_server_is_awaited_still_disconnects_cleanly(session):
+    session.type("1")
+    session.console.interrupt()
+    users, quit = session.server.requests()
+    assert (users["op"], quit["op"]) == ("users", "quit")
+    session.server.send({"reply": "quit", "id": quit["id"]})
+    assert session.done.result == 0
+
+
+def test_ctrl_c_while_connecting_gives_up_at_once():
+    screen = TranscriptScreen()
+    connecting: Deferred[ClientProtocol] = Deferred()
+    console = Console(screen, lambda *_: connecting, "localhost", 8008, "Nina")
+    done = Deferred.fromCoroutine(console.run())
+    console.interrupt()
+    assert connecting.called
+    assert done.result == 0
+
+
+def test_a_refusal_another_name_cannot_mend_ends_the_session_with_1():
+    session = Session(host="localhost", port=8008, name="Nina")
+    session.server.refuse("unsupported_version", "this server speaks version 2")
+    assert session.screen.take()[-1] == "this server speaks version 2"
+    assert session.done.result == 1
+
+
+def test_a_registered_name_is_asked_its_password(session):
+    session = Session(host="localhost", port=8008, name="Nina")
+    session.server.refuse("password_required", "Nina is registered: give its password")
+    session.type("secret-1")
+    assert session.server.request() == {
+        "op": "hello",
+        "id": 2,
+        "name": "Nina",
+        "version": 1,
+        "password": "secret-1",
+    }
+    assert session.screen.take()[-1] == "Password:"
+
+
+def test_a_wrong_password_asks_for_the_name_again(session):
+    session = Session(host="localhost", port=8008, name="Nina")
+    session.server.refuse("password_required", "give its password")
+    session.type("wrong")
+    session.server.refuse("bad_password", "that is not the password of Nina")
+    session.type("Nina2")
+    assert session.server.request() == {"op": "hello", "id": 3, "name": "Nina2", "version": 1}
+
+
+def test_waiting_messages_are_counted_at_login():
+    session = Session(host="localhost", port=8008, name="Nina")
+    reply = {"client_id": 1, "name": "Nina", "version": 1, "menu": MENU_DATA, "unread": 3}
+    session.server.answer(**reply)
+    assert "You have 3 new messages." in session.screen.take()
+
+
+def test_option_7_registers_after_the_password_is_typed_twice(session):
+    session.type("7", "secret-1", "secret-2")
+    assert session.screen.take()[-len(MENU_LINES) - 1] == (
+        "The passwords differ; nothing was registered."
+    )
+    session.type("7", "secret-1", "secret-1")
+    assert session.server.answer(client_id=50851, name="Nina") == {
+        "op": "register",
+        "id": 2,
+        "password": "secret-1",
+    }
+    assert session.screen.take()[2] == (
+        "The name Nina is yours: from now on it takes this password, and keeps client id 50851."
+    )
+
+
+def test_joining_shows_the_earlier_lines_marked_as_earlier(session):
+    session.type("5", "c")
+    earlier = [{"from": JOSE, "text": "before you came", "time": "2026-11-24T17:40:00.000Z"}]
+    request = session.server.answer(channel="c", owner=JOSE, members=[JOSE, NINA], history=earlier)
+    assert request["history"] == 20
+    assert "(earlier, 2026-11-24 17:40) Jose> before you came" in session.screen.take()
+
+
+def test_lines_typed_ahead_in_a_closing_channel_do_not_reach_the_menu(session):
+    session.type("5", "c")
+    session.server.answer(channel="c", owner=JOSE, members=[JOSE, NINA])
+    session.type("one", "6")
+    session.server.send({"event": "closed", "channel": "c", "owner": JOSE, "reason": "closed"})
+    session.server.refuse("no_such_channel", "there is no channel 'c'")
+    assert session.screen.take()[-1] == MENU_PROMPT.rstrip()
+    assert session.server.transport.value() == b""
+
+
+def test_a_hangup_is_not_lost_to_a_channel_closing_after_it(session):
+    session.type("5", "c")
+    session.server.answer(channel="c", owner=JOSE, members=[JOSE, NINA])
+    session.type("said")
+    session.console.interrupt()
+    session.server.send({"event": "closed", "channel": "c", "owner": JOSE, "reason": "closed"})
+    say, quit = session.server.requests()
+    assert (say["op"], quit["op"]) == ("say", "quit")
+    session.server.send({"reply": "quit", "id": quit["id"]})
+    assert session.done.result == 0
+
+
+def test_a_recipient_that_looks_numeric_but_is_not_is_sent_as_a_name(session):
+    session.type("2", "hi", "²")
+    assert session.server.request()["to"] == "²"

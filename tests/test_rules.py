@@ -34,3 +34,10 @@ def test_text_length_limits():
         check_text("x" * (MAX_TEXT_LENGTH + 1))
     with pytest.raises(errors.EmptyText):
         check_text("")
+
+
+@pytest.mark.parametrize("text", ["a\x1b[2Jb", "line\nbreak", "cr\r", "bell\x07", "c1\x9b"])
+def test_texts_hold_no_control_characters(text):
+    with pytest.raises(errors.BadText):
+        check_text(text)
+    assert check_text("tab\tis fine") == "tab\tis fine"

@@ -45,7 +45,7 @@ class Terminal:
         self.protocol.dataReceived(data)
 
     def rows(self) -> list[str]:
-        self.emulator.dataReceived(self.transport.value().replace(b"\n", b"\r\n"))
+        self.emulator.dataReceived(self.transport.value())
         self.transport.clear()
         return [row.rstrip() for row in bytes(self.buffer).decode().splitlines() if row.strip()]
 
@@ -124,3 +124,62 @@ def test_a_pipe_reads_lines_and_a_last_unterminated_one_before_the_end():
     screen.readConnectionLost()
     assert console.lines == ["one", "two é", "three"]
     assert console.ended == 1
+
+
+def test_control_characters_from_others_never_reach_the_terminal():
+    term = Terminal()
+    term.screen.show("Mallory> \x1b[2J\x1b[Hfake\rline\x07")
+    written = term.transport.value()
+    assert b"\x1b[2J" not in written and b"\x07" not in written
+    assert (
+        "Mallory> \ufffd[2J\ufffd[Hfake\ufffdline\ufffd\r\n".encode() in written
+    )  # insults sends \\n as \\r\\n
+
+
+def test_a_password_is_not_echoed_nor_kept_in_history():
+    term = Terminal()
+    term.screen.prompt("Password: ", secret=True)
+    term.keys(b"s3cret\x7fT\r")
+    assert term.console.lines == ["s3creT"]
+    assert "s3cr" not in "".join(term.rows())
+    term.keys(b"\x1b[A")
+    assert term.screen.lineBuffer == []
+
+
+def test_history_with_non_ascii_text_keeps_the_prompt_whole():
+    term = Terminal()
+    term.screen.prompt("Jose> ")
+    term.keys("ééé\rabc\r".encode())
+    term.screen.prompt("Jose> ")
+    term.transport.clear()
+    term.keys(b"\x1b[A\x1b[A")
+    # One element per character, so the cursor moves by characters, not bytes.
+    assert term.screen.lineBuffer == [b"\xc3\xa9"] * 3
+    assert b"\x1b[6D" not in term.transport.value()
+    term.keys(b"\r")
+    assert term.console.lines[-1] == "ééé"
+
+
+def test_finishing_leaves_no_prompt_behind():
+    term = Terminal()
+    term.screen.prompt("Your option <enter a number>: ")
+    term.screen.finish()
+    assert term.rows() == []
+    assert term.transport.value() == b""
+
+
+def test_a_pipe_takes_lines_longer_than_a_protocol_line():
+    screen = PipeScreen()
+    screen.console = console = TypedLines()
+    screen.makeConnection(StringTransport())
+    screen.dataReceived(b"x" * 100_000 + b"\n")
+    assert console.lines == ["x" * 100_000]
+
+
+def test_a_closed_standard_output_ends_the_session_without_waiting_to_drain():
+    screen = PipeScreen()
+    screen.console = console = TypedLines()
+    screen.makeConnection(StringTransport())
+    screen.writeConnectionLost()
+    assert console.interrupted == 1
+    assert screen.closed.called

@@ -12,12 +12,14 @@ from contextlib import suppress
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionClosed
 from twisted.python.failure import Failure
 
 from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
 
+# Refusals of hello that another name can mend; any other ends the session.
+_ANOTHER_NAME_MAY_DO = frozenset({"name_taken", "bad_name", "bad_password"})
 MENU_PROMPT = "Your option <enter a number>: "
 NAME_PROMPT = "Your id key (i.e your name): "
 PASSWORD_PROMPT = "Password: "
@@ -82,6 +84,7 @@ class Console:
         self._waiting: Deferred[str] | None = None
         self._interruption: Exception | None = None
         self._channel: str | None = None
+        self._connecting: Deferred[ClientProtocol] | None = None
         self._quitting = False
 
     # What the person types
@@ -94,9 +97,13 @@ class Console:
         self._feed(Hangup())
 
     def interrupt(self) -> None:
-        """Ctrl-C: at once, dropping anything typed ahead."""
+        """Ctrl-C: at once, dropping anything typed ahead, even while the server is awaited."""
         self._typed.clear()
         self._interrupt(Hangup())
+        if self._connecting is not None:
+            self._connecting.cancel()
+        elif self.client is not None and not self._quitting:
+            self.client.abandon_requests(Hangup())
 
     def ask(self, prompt: str, quiet: bool = False, secret: bool = False) -> Deferred[str]:
         """The next line typed, after showing ``prompt``."""
@@ -118,7 +125,9 @@ class Console:
 
     def _interrupt(self, error: Exception) -> None:
         if self._waiting is None:
-            self._interruption = error
+            # A hangup or a lost server outranks a closed channel.
+            if not isinstance(self._interruption, (Hangup, ServerGone)):
+                self._interruption = error
         else:
             waiting, self._waiting = self._waiting, None
             waiting.errback(error)
@@ -157,6 +166,8 @@ class Console:
             self.screen.show(f"{owner} closed channel {channel}.", notice=True)
         else:
             self.screen.show(f"{owner} left, so channel {channel} is closed.", notice=True)
+        # Lines typed ahead were meant for the channel, not for the menu.
+        self._typed.clear()
         self._interrupt(ChannelClosed())
 
     # The session
@@ -165,7 +176,7 @@ class Console:
         try:
             await self._sign_in()
             await self._menu()
-        except Hangup:
+        except (Hangup, CancelledError):
             if self.client is not None:
                 await self._quit()
         except CannotConnect:
@@ -176,20 +187,27 @@ class Console:
         return 0
 
     async def _sign_in(self) -> None:
-        host = self.host or (await self.ask("Enter the server IP Address: ")).strip()
+        host = self.host
+        while not host:
+            host = (await self.ask("Enter the server IP Address: ")).strip()
         port = self.port
         while port is None:
             typed = (await self.ask("Enter the server port: ")).strip()
-            if typed.isdigit() and 0 < int(typed) < 65536:
+            if _is_number(typed) and 0 < int(typed) < 65536:
                 port = int(typed)
             else:
                 self.screen.show("A port is a number from 1 to 65535.")
         name = self.name or (await self.ask(NAME_PROMPT)).strip()
+        self._connecting = self._connect(host, port, self)
         try:
-            self.client = await self._connect(host, port, self)
+            self.client = await self._connecting
+        except CancelledError:
+            raise Hangup() from None
         except Exception as error:
             self.screen.show(f"Could not connect to {host}/{port}: {error}")
             raise CannotConnect() from error
+        finally:
+            self._connecting = None
         self.screen.show(f"Successfully connected to server: {host}/{port}")
         password: dict[str, str] = {}
         while True:
@@ -201,6 +219,8 @@ class Console:
                     password = {"password": await self.ask(PASSWORD_PROMPT, secret=True)}
                     continue
                 self.screen.show(error.message)
+                if error.code not in _ANOTHER_NAME_MAY_DO:
+                    raise CannotConnect() from error
                 name = (await self.ask(NAME_PROMPT)).strip()
                 password = {}
         self.name, self.menu = reply["name"], reply["menu"]
@@ -264,7 +284,7 @@ class Console:
     async def option_send(self) -> None:
         text = await self.ask("Enter your message: ")
         recipient = (await self.ask("Enter recipient id: ")).strip()
-        to: int | str = int(recipient) if recipient.isdigit() else recipient
+        to: int | str = int(recipient) if _is_number(recipient) else recipient
         if await self._call("send", to=to, text=text) is not None:
             self.screen.show("Message sent!")
 
@@ -342,6 +362,20 @@ class Console:
     def _local(self, iso_time: str) -> str:
         moment = datetime.fromisoformat(iso_time.replace("Z", "+00:00"))
         return moment.astimezone(self._tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+# What replaces a character a terminal would obey rather than print (ESC, CR, BEL...).
+_UNPRINTABLE = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
+del _UNPRINTABLE[ord("\t")]
+
+
+def printable(text: str) -> str:
+    """Text from others, made safe to print: no control character reaches the terminal."""
+    return text.translate(_UNPRINTABLE)
 
 
 def _settle(item: str | Exception) -> Deferred[str]:

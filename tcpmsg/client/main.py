@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import termios
 from collections.abc import Iterator
@@ -76,7 +77,11 @@ async def main(reactor: Any, options: Options, on_terminal: bool) -> None:
     io = stdio.StandardIO(
         TerminalProtocol(lambda: screen) if on_terminal else screen, reactor=reactor
     )
+    if not on_terminal:
+        # With no terminal, Ctrl-C arrives as SIGINT: the same clean disconnect as on one.
+        signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(console.interrupt))
     status = await console.run()
+    screen.finish()
     if console.client is not None:
         console.client.transport.loseConnection()
     # Let standard output drain before the process ends.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import os
 
+from twisted.conch.insults import insults
 from twisted.conch.recvline import HistoricRecvLine
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
@@ -17,7 +18,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from tcpmsg.client.console import Console
+from tcpmsg.client.console import Console, printable
 
 CTRL_C, CTRL_D = b"\x03", b"\x04"
 DIM, RESET = b"\x1b[2m", b"\x1b[0m"
@@ -28,16 +29,22 @@ class PipeScreen(LineReceiver):
     """Standard input and output when they are not a terminal: no escape codes at all."""
 
     delimiter = b"\n"
+    # A script may pipe in a line of any length; the server judges it.
+    MAX_LENGTH = 16 * 1024 * 1024
     console: Console
 
     def __init__(self) -> None:
         self.closed: Deferred[None] = Deferred()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
-        self.closed.callback(None)
+        if not self.closed.called:
+            self.closed.callback(None)
+
+    def finish(self) -> None:
+        pass
 
     def show(self, text: str, notice: bool = False) -> None:
-        self.transport.write(text.encode("utf-8", "replace") + b"\n")
+        self.transport.write(printable(text).encode("utf-8", "replace") + b"\n")
 
     def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
         if not quiet:
@@ -53,7 +60,9 @@ class PipeScreen(LineReceiver):
         self.console.end_of_input()
 
     def writeConnectionLost(self) -> None:
+        # Nobody reads what we print any more: end the session, and do not wait to drain.
         self.console.interrupt()
+        self.connectionLost()
 
 
 class TerminalScreen(HistoricRecvLine):
@@ -69,19 +78,26 @@ class TerminalScreen(HistoricRecvLine):
         self.closed: Deferred[None] = Deferred()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
-        self.closed.callback(None)
+        if not self.closed.called:
+            self.closed.callback(None)
+
+    def finish(self) -> None:
+        """Leave the terminal as we found it: no prompt left behind, insert mode off."""
+        self.terminal.write(b"\r")
+        self.terminal.eraseLine()
+        self.terminal.resetModes([insults.modes.IRM])
 
     def initializeScreen(self) -> None:
         # RecvLine clears the whole terminal here; a console keeps what is on it.
         self.setInsertMode()
 
     def show(self, text: str, notice: bool = False) -> None:
-        line = text.encode("utf-8", "replace")
+        line = printable(text).encode("utf-8", "replace")
         if notice and self.color:
             line = DIM + line + RESET
         self.terminal.write(b"\r")
         self.terminal.eraseLine()
-        self.terminal.write(line + b"\r\n")
+        self.terminal.write(line + b"\n")
         self._redraw_input()
 
     def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
@@ -113,8 +129,13 @@ class TerminalScreen(HistoricRecvLine):
         self.lineBuffer, self.lineBufferIndex = [], 0
         # The answered prompt stays on its line; the next question brings its own.
         self.ps, self.secret = (b"", b""), False
-        self.terminal.write(b"\r\n")
+        self.terminal.write(b"\n")
         self.console.line_received(line.decode("utf-8", "replace"))
+
+    def _deliverBuffer(self, buf: bytes) -> None:
+        # A line from history, one whole character per element, as typing makes it.
+        for character in buf.decode("utf-8", "replace"):
+            self.characterReceived(character.encode("utf-8"), False)
 
     def keystrokeReceived(self, key_id: bytes | object, modifier: object) -> None:
         if self.secret and key_id not in (CTRL_C, CTRL_D, b"\r", b"\n"):

@@ -66,6 +66,10 @@ class ClientProtocol(LineReceiver):
         if "event" in message:
             self.listener.event_received(message)
             return
+        if "error" in message and "id" not in message:
+            # The server could not read a request (a line too long): fail what waits.
+            self.abandon_requests(ServerError(message["error"], message.get("message", "")))
+            return
         answer = self._pending.pop(message.get("id"), None)
         if answer is None:
             return
@@ -74,9 +78,13 @@ class ClientProtocol(LineReceiver):
         else:
             answer.callback(message)
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
-        self._lost = reason
+    def abandon_requests(self, reason: Exception | Failure) -> None:
+        """Stop waiting for every answer: each waiting request fails with ``reason``."""
         pending, self._pending = self._pending, {}
         for answer in pending.values():
             answer.errback(reason)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
+        self._lost = reason
+        self.abandon_requests(reason)
         self.listener.connection_lost(reason)
