@@ -56,10 +56,10 @@ class ServerProcess:
     def output(self) -> str:
         return "".join(self.lines)
 
-    def stop(self) -> None:
-        """SIGTERM, as a service manager would."""
+    def stop(self, how: signal.Signals = signal.SIGTERM) -> None:
+        """SIGTERM, as a service manager would; or SIGKILL, as a crash would."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(how)
         self.process.wait(PATIENCE)
         self._reader.join(PATIENCE)
 
@@ -77,6 +77,7 @@ class LineClient(LineReceiver):
     """A bare protocol client: requests by id, events in a queue, each awaited as a Deferred."""
 
     delimiter = b"\n"
+    MAX_LENGTH = 64 * 1024 * 1024
 
     def __init__(self) -> None:
         self._next_id = 0
@@ -109,6 +110,9 @@ class LineClient(LineReceiver):
             self._waiting.pop(message["id"]).callback(message)
 
     def connectionLost(self, reason: Any = None) -> None:
+        waiting, self._waiting = self._waiting, {}
+        for answer in waiting.values():
+            answer.errback(reason)
         self.closed.callback(None)
 
 

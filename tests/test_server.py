@@ -443,3 +443,124 @@ def test_an_unexpected_failure_is_answered_as_internal_and_logged(connect, hub, 
     [failure] = [e["log_failure"] for e in events if "log_failure" in e]
     assert failure.check(RuntimeError)
     assert jose.send("ping") == [{"reply": "ping"}]
+
+
+# Accounts, offline messages and history
+
+
+def register(client, password: str = "secret-1") -> dict:
+    [reply] = client.send("register", password=password, id="r")
+    return reply
+
+
+def test_register_answers_with_the_name_and_the_id_it_keeps(connect):
+    nina = connect("Nina")
+    assert register(nina) == {
+        "reply": "register",
+        "id": "r",
+        "client_id": nina.client_id,
+        "name": "Nina",
+    }
+    [error] = nina.send("register", password="another-1")
+    assert error["error"] == "already_registered"
+
+
+def test_a_short_password_is_refused(connect):
+    [error] = connect("Nina").send("register", password="12345")
+    assert error["error"] == "weak_password"
+
+
+def test_login_with_the_right_password_gets_the_same_id(connect):
+    nina = connect("Nina")
+    register(nina)
+    nina.drop()
+    again = connect()
+    [reply] = again.send("hello", name="nina", password="secret-1")
+    assert (reply["client_id"], reply["name"], reply["registered"]) == (
+        nina.client_id,
+        "Nina",
+        True,
+    )
+
+
+def test_login_without_or_with_a_wrong_password_gets_no_session(connect):
+    nina = connect("Nina")
+    register(nina)
+    nina.drop()
+    again = connect()
+    [error] = again.send("hello", name="Nina")
+    assert error["error"] == "password_required"
+    [error] = again.send("hello", name="Nina", password="wrong-one")
+    assert error == {
+        "error": "bad_password",
+        "message": "that is not the password of Nina",
+        "op": "hello",
+    }
+    assert again.protocol.user is None
+    [error] = again.send("users")
+    assert error["error"] == "not_logged_in"
+
+
+def test_the_password_is_never_sent_back_nor_logged(connect, store):
+    with capturedLogs() as events:
+        nina = connect("Nina")
+        replies = nina.send("register", password="secret-1")
+        nina.drop()
+        replies += connect().send("hello", name="Nina", password="secret-1")
+    assert "secret-1" not in json.dumps(replies)
+    assert not any("secret-1" in repr(event) for event in events)
+    assert "secret-1" not in store.accounts["nina"].password_hash
+
+
+def test_messages_wait_for_an_offline_registered_user_and_are_counted_at_login(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    register(nina)
+    nina.drop()
+    assert jose.send("send", to="Nina", text="one")[0]["to"] == nina.ref
+    jose.send("send", to=nina.client_id, text="two")
+    again = connect()
+    [reply] = again.send("hello", name="Nina", password="secret-1")
+    assert reply["unread"] == 2
+    [inbox] = again.send("inbox")
+    assert [m["text"] for m in inbox["messages"]] == ["one", "two"]
+
+
+def test_a_registered_owners_channel_stays_when_the_owner_leaves(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    register(jose)
+    jose.send("create", channel="lobby")
+    nina.send("join", channel="lobby")
+    jose.lines()
+    jose.drop()
+    assert nina.lines() == [
+        {"event": "left", "channel": "lobby", "user": jose.ref, "reason": "disconnected"}
+    ]
+    assert nina.send("channels")[0]["channels"] == [
+        {"name": "lobby", "owner": jose.ref, "members": 1}
+    ]
+
+
+def test_join_sends_the_history_asked_for_oldest_first(connect, clock):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("create", channel="c")
+    for n in range(3):
+        jose.send("say", channel="c", text=f"line {n}")
+    [reply] = nina.send("join", channel="c", history=2)
+    line = {"from": jose.ref, "time": NOW}
+    assert reply["history"] == [{**line, "text": "line 1"}, {**line, "text": "line 2"}]
+    [reply] = ana.send("join", channel="c", history=0)
+    assert reply["history"] == []
+
+
+def test_a_negative_history_is_a_bad_request(connect):
+    jose = connect("Jose")
+    jose.send("create", channel="c")
+    [error] = connect("Nina").send("join", channel="c", history=-1)
+    assert error["error"] == "bad_request"
+
+
+def test_a_text_with_control_characters_is_refused(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    [error] = jose.send("send", to="Nina", text="\x1b[2Jfake")
+    assert error["error"] == "bad_text"
+    assert nina.lines() == []

@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+import subprocess
+
 import pytest
+import pytest_twisted
 from twisted.application.service import IServiceMaker
+from twisted.internet import reactor
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 
 from tcpmsg import twistd_plugin
+from tcpmsg.events import UserRef
 from tcpmsg.protocols.server import ServerFactory
+from tcpmsg.sqlite_store import SqliteStore
+from tcpmsg.store import MemoryStore, StoredChannel
+from tests.realserver import BIN, PATIENCE
 
 
 def parse(*argv: str) -> twistd_plugin.Options:
@@ -43,3 +51,56 @@ def test_the_service_listens_on_every_port_with_one_shared_factory():
     factories = {id(listener.factory) for listener in listeners}
     assert len(factories) == 1
     assert isinstance(listeners[0].factory, ServerFactory)
+
+
+def test_the_store_is_a_sqlite_file_by_default_or_memory_on_request(tmp_path):
+    assert parse()["db"] == "tcpmsg.db"
+    assert isinstance(twistd_plugin.open_store(parse("--db", ":memory:"), reactor), MemoryStore)
+    store = twistd_plugin.open_store(parse("--db", str(tmp_path / "x.db")), reactor)
+    assert isinstance(store, SqliteStore)
+    assert store.path == str(tmp_path / "x.db")
+
+
+def test_history_is_a_count_of_zero_or_more_lines():
+    assert parse()["history"] == 100
+    assert parse("--history", "0")["history"] == 0
+    for bad in ("-1", "many"):
+        with pytest.raises(UsageError):
+            parse("--history", bad)
+
+
+def test_a_database_that_cannot_be_used_stops_the_server_in_one_line(tmp_path):
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"not sqlite" * 1000)
+    argv = [
+        str(BIN / "twistd"),
+        "-n",
+        "--pidfile=",
+        "tcpmsg",
+        "--port",
+        "tcp:0:interface=127.0.0.1",
+    ]
+    ran = subprocess.run(
+        [*argv, "--db", str(corrupt)],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        cwd=tmp_path,
+    )
+    assert ran.returncode != 0
+    output = ran.stdout + ran.stderr
+    assert f"tcpmsg: {corrupt}: file is not a database" in output
+    assert "Traceback" not in output
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_the_service_commits_what_the_store_had_queued(tmp_path):
+    path = str(tmp_path / "t.db")
+    service = twistd_plugin.makeService(parse("--db", path, "-p", "tcp:0:interface=127.0.0.1"))
+    store_service = next(s for s in service if isinstance(s, twistd_plugin.StoreService))
+    service.startService()
+    store_service.store.save_channel(StoredChannel("kept", UserRef(12345, "Jose")))
+    await service.stopService()
+    reopened = SqliteStore(path, reactor)
+    assert [c.name for c in reopened.open().channels] == ["kept"]
+    await reopened.close()

@@ -1,0 +1,192 @@
+"""The SQLite store against real files in a temporary folder, its writer thread and all."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, DeferredList
+
+from tcpmsg.accounts import Account
+from tcpmsg.errors import AlreadyRegistered
+from tcpmsg.events import PrivateMessage, Said, UserRef
+from tcpmsg.sqlite_store import MIGRATIONS, SCHEMA_VERSION, SqliteStore
+from tcpmsg.store import StoredChannel, StoreError
+
+JOSE, NINA = UserRef(23456, "Jose"), UserRef(50851, "Nina")
+NINA_ACCOUNT = Account(NINA.id, "Nina", "scrypt$16384$8$1$c2FsdA==$aGFzaA==")
+
+
+def opened(path, history_limit: int = 100) -> SqliteStore:
+    store = SqliteStore(str(path), reactor, history_limit=history_limit)
+    store.open()
+    return store
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_are_counted_taken_oldest_first_and_then_gone(tmp_path):
+    store = opened(tmp_path / "t.db")
+    try:
+        await store.add_account(NINA_ACCOUNT)
+        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "one", 1.0)) == 1
+        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "two", 2.0)) == 2
+        assert await store.count_messages(NINA.id) == 2
+        taken = await store.take_messages(NINA.id)
+        assert taken == [
+            PrivateMessage(NINA.id, JOSE, "one", 1.0),
+            PrivateMessage(NINA.id, JOSE, "two", 2.0),
+        ]
+        assert await store.take_messages(NINA.id) == []
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_messages_costs_one_commit(tmp_path):
+    store = opened(tmp_path / "t.db")
+    try:
+        await store.add_account(NINA_ACCOUNT)
+        before = store.batches
+        puts = [
+            Deferred.fromCoroutine(store.put_message(PrivateMessage(NINA.id, JOSE, f"m{n}", n)))
+            for n in range(500)
+        ]
+        results = await DeferredList(puts, fireOnOneErrback=True)
+        assert [count for _, count in results] == list(range(1, 501))
+        # The first message starts a commit; the other 499 wait and share the next one.
+        assert store.batches - before == 2
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_discarded_inboxes_are_gone_and_queued_work_keeps_its_order(tmp_path):
+    store = opened(tmp_path / "t.db")
+    try:
+        pending = Deferred.fromCoroutine(
+            store.put_message(PrivateMessage(77777, JOSE, "for a passer-by", 1.0))
+        )
+        store.discard_messages(77777)
+        assert await pending == 1
+        assert await store.count_messages(77777) == 0
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_everything_kept_comes_back_after_a_reopen(tmp_path):
+    path = tmp_path / "t.db"
+    store = opened(path, history_limit=3)
+    await store.add_account(NINA_ACCOUNT)
+    await store.put_message(PrivateMessage(NINA.id, JOSE, "while you were out", 5.0))
+    store.save_channel(StoredChannel("Lobby", NINA))
+    store.save_channel(StoredChannel("gone", NINA))
+    for n in range(5):
+        store.record_said(Said("Lobby", JOSE, f"line {n}", float(n)))
+    store.drop_channel("GONE")
+    await store.close()
+
+    again = SqliteStore(str(path), reactor, history_limit=3)
+    snapshot = again.open()
+    try:
+        assert snapshot.accounts == (NINA_ACCOUNT,)
+        [lobby] = snapshot.channels
+        assert (lobby.name, lobby.owner) == ("Lobby", NINA)
+        assert [s.text for s in lobby.history] == ["line 2", "line 3", "line 4"]
+        assert lobby.history[0] == Said("Lobby", JOSE, "line 2", 2.0)
+        assert await again.count_messages(NINA.id) == 1
+    finally:
+        await again.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_account_name_is_registered_once(tmp_path):
+    store = opened(tmp_path / "t.db")
+    try:
+        await store.add_account(NINA_ACCOUNT)
+        with pytest.raises(AlreadyRegistered):
+            await store.add_account(Account(99999, "NINA", "scrypt$1$1$1$a$b"))
+        # The failed request spoiled nothing else of its batch.
+        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "still fine", 1.0)) == 1
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unregistered_inboxes_left_by_a_crash_are_dropped_at_open(tmp_path):
+    path = tmp_path / "t.db"
+    store = opened(path)
+    await store.add_account(NINA_ACCOUNT)
+    await store.put_message(PrivateMessage(NINA.id, JOSE, "kept", 1.0))
+    await store.put_message(PrivateMessage(77777, JOSE, "stale", 1.0))
+    await store.close()
+    again = opened(path)
+    try:
+        assert await again.count_messages(77777) == 0
+        assert await again.count_messages(NINA.id) == 1
+    finally:
+        await again.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_first_version_database_is_upgraded_and_keeps_its_data(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0])
+    db.execute("PRAGMA user_version = 1")
+    db.execute(
+        "INSERT INTO accounts VALUES (?, ?, ?, ?)",
+        (NINA.id, "Nina", "nina", NINA_ACCOUNT.password_hash),
+    )
+    db.execute(
+        "INSERT INTO messages (recipient_id, sender_id, sender_name, text, time)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (NINA.id, JOSE.id, "Jose", "from version 1", 1.0),
+    )
+    db.commit()
+    db.close()
+
+    store = SqliteStore(str(path), reactor)
+    snapshot = store.open()
+    try:
+        assert snapshot.accounts == (NINA_ACCOUNT,)
+        assert [m.text for m in await store.take_messages(NINA.id)] == ["from version 1"]
+        store.save_channel(StoredChannel("new", NINA))
+        assert await store.count_messages(NINA.id) == 0
+    finally:
+        await store.close()
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == SCHEMA_VERSION == 2
+
+
+def test_a_newer_schema_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "new.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(StoreError, match="newer than this tcpmsg understands"):
+        SqliteStore(str(path), reactor).open()
+
+
+def test_a_corrupt_file_is_refused_in_one_line(tmp_path):
+    path = tmp_path / "corrupt.db"
+    path.write_bytes(b"this is not a database, it is a shopping list\n" * 100)
+    with pytest.raises(StoreError, match="not a database"):
+        SqliteStore(str(path), reactor).open()
+
+
+def test_a_folder_that_does_not_exist_is_refused_in_one_line(tmp_path):
+    with pytest.raises(StoreError, match="cannot open"):
+        SqliteStore(str(tmp_path / "missing" / "t.db"), reactor).open()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_second_server_on_the_same_file_is_refused(tmp_path):
+    store = opened(tmp_path / "t.db")
+    try:
+        with pytest.raises(StoreError, match="in use by another tcpmsg server"):
+            SqliteStore(str(tmp_path / "t.db"), reactor).open()
+    finally:
+        await store.close()
