@@ -7,6 +7,7 @@ script would drive it.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 
@@ -22,9 +23,11 @@ MENU_PROMPT = re.escape("Your option <enter a number>:")
 
 def on_terminal(*args: str) -> pexpect.spawn:
     env = {**os.environ, "TERM": "xterm", "NO_COLOR": "1"}
-    return pexpect.spawn(
+    child = pexpect.spawn(
         CLIENT, list(args), env=env, encoding="utf-8", timeout=PATIENCE, dimensions=(40, 200)
     )
+    child.logfile_read = io.StringIO()  # everything the person saw
+    return child
 
 
 def on_pipes(*args: str) -> PopenSpawn:
@@ -149,3 +152,25 @@ def test_help_documents_every_flag():
     out = pexpect.run(f"{CLIENT} --help", encoding="utf-8")
     for flag in ("--host", "--port", "--name", "--help", "--version"):
         assert flag in out
+
+
+def test_a_registered_name_asks_its_password_unechoed_and_keeps_its_id(tmp_path):
+    with running_server(tmp_path) as server:
+        args = ("--host", "127.0.0.1", "--port", str(server.port), "--name", "Nina")
+        first = on_terminal(*args)
+        client_id = sign_in(first)
+        choose(first, "7")
+        first.expect_exact("Choose a password:")
+        first.sendline("hunter22")
+        first.expect_exact("Repeat the password:")
+        first.sendline("hunter22")
+        first.expect_exact(f"keeps client id {client_id}.")
+        assert finish(first) == 0
+        assert "hunter22" not in first.logfile_read.getvalue()
+
+        again = on_terminal(*args)
+        again.expect_exact("Password:")
+        again.sendline("hunter22")
+        assert sign_in(again) == client_id
+        assert finish(again) == 0
+        assert "hunter22" not in again.logfile_read.getvalue()
