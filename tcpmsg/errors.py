@@ -7,6 +7,8 @@ class TcpmsgError(Exception):
     """A request that cannot be carried out; nothing was changed by it."""
 
     code = "bad_request"
+    # Fields the error line carries besides its code and message (``retry_after``).
+    details: dict[str, object] = {}  # noqa: RUF012 - never mutated, replaced per instance
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

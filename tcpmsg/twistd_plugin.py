@@ -11,6 +11,7 @@ from twisted.internet.threads import deferToThread
 from twisted.python import usage
 
 from tcpmsg.hub import DEFAULT_HISTORY, Hub
+from tcpmsg.protocols.limits import Limits
 from tcpmsg.protocols.server import ServerFactory
 from tcpmsg.sqlite_store import SqliteStore
 from tcpmsg.store import MemoryStore, Store, StoreError
@@ -24,11 +25,37 @@ def endpoint_description(port: str) -> str:
     return f"tcp:{port}" if port.isdigit() else port
 
 
-def history_length(value: str) -> int:
-    length = int(value)
-    if length < 0:
-        raise ValueError("history is 0 or more lines")
-    return length
+def at_least(minimum: float, kind: type = int) -> Any:
+    def parse(value: str) -> Any:
+        number = kind(value)
+        if number < minimum:
+            raise ValueError(f"must be {minimum} or more")
+        return number
+
+    return parse
+
+
+history_length = at_least(0)
+_DEFAULTS = Limits()
+# (option, Limits field, parser, help): every defence has a setting.
+_LIMIT_OPTIONS = (
+    ("max-line", "max_line", at_least(256), "Longest request line, in bytes."),
+    (
+        "oversized-lines",
+        "oversized_lines",
+        at_least(1),
+        "Overlong lines before a client is closed.",
+    ),
+    ("burst", "burst", at_least(1), "Requests a client may send at once..."),
+    ("rate", "rate", at_least(0.001, float), "...then per second (token bucket)."),
+    ("flood-strikes", "flood_strikes", at_least(1), "Requests refused in a row before closing."),
+    ("sendq", "sendq", at_least(1024), "Bytes a client may leave unread before it is closed."),
+    ("handshake-timeout", "handshake_timeout", at_least(0.001, float), "Seconds to say hello."),
+    ("ping-after", "ping_after", at_least(0.001, float), "Seconds of silence before a ping."),
+    ("ping-timeout", "ping_timeout", at_least(0.001, float), "Seconds to answer a ping."),
+    ("max-connections", "max_connections", at_least(1), "Connections in all."),
+    ("max-per-address", "max_per_address", at_least(1), "Connections from one address."),
+)
 
 
 class Options(usage.Options):
@@ -44,6 +71,10 @@ class Options(usage.Options):
             "SQLite file for accounts, messages and channels (:memory: keeps nothing).",
         ],
         ["history", None, DEFAULT_HISTORY, "Lines of history kept per channel.", history_length],
+        *(
+            [option, None, getattr(_DEFAULTS, field), text, parse]
+            for option, field, parse, text in _LIMIT_OPTIONS
+        ),
     )
 
     def __init__(self) -> None:
@@ -59,6 +90,7 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["ports"]:
             self["ports"] = [DEFAULT_PORT]
+        self["limits"] = Limits(**{field: self[option] for option, field, _, _ in _LIMIT_OPTIONS})
 
 
 class StoreService(Service):
@@ -95,7 +127,7 @@ def makeService(options: Options) -> MultiService:
     )
     service = MultiService()
     StoreService(store).setServiceParent(service)
-    factory = ServerFactory(hub)
+    factory = ServerFactory(hub, options["limits"], reactor)
     for description in options["ports"]:
         strports.service(description, factory).setServiceParent(service)
     return service

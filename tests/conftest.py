@@ -13,6 +13,7 @@ from twisted.internet.testing import StringTransport
 
 from tcpmsg.hub import Hub
 from tcpmsg.ids import ClientIds
+from tcpmsg.protocols.limits import Limits
 from tcpmsg.protocols.server import ServerFactory, ServerProtocol
 from tcpmsg.store import MemoryStore
 
@@ -38,15 +39,20 @@ def hub(store: MemoryStore, clock: Clock) -> Hub:
 
 
 @pytest.fixture
-def factory(hub: Hub) -> ServerFactory:
-    return ServerFactory(hub)
+def limits() -> Limits:
+    return Limits()
+
+
+@pytest.fixture
+def factory(hub: Hub, limits: Limits, clock: Clock) -> ServerFactory:
+    return ServerFactory(hub, limits, clock)
 
 
 class LineClient:
     """One connection to the server protocol over a StringTransport: bytes in, lines out."""
 
-    def __init__(self, factory: ServerFactory, port: int) -> None:
-        address = IPv4Address("TCP", "127.0.0.1", port)
+    def __init__(self, factory: ServerFactory, port: int, host: str = "127.0.0.1") -> None:
+        address = IPv4Address("TCP", host, port)
         self.protocol: ServerProtocol = factory.buildProtocol(address)
         self.transport = StringTransport(peerAddress=address)
         self.protocol.makeConnection(self.transport)
@@ -78,13 +84,19 @@ class LineClient:
         """The connection goes away without a quit."""
         self.protocol.connectionLost(None)
 
+    @property
+    def closed(self) -> bool:
+        return self.transport.disconnecting or self.transport.disconnected
+
 
 @pytest.fixture
 def connect(factory: ServerFactory):
     ports = iter(range(40000, 50000))
 
-    def connect(name: str | None = None) -> LineClient:
-        client = LineClient(factory, next(ports))
+    def connect(name: str | None = None, host: str | None = None) -> LineClient:
+        """A new connection, each from an address of its own unless ``host`` is given."""
+        port = next(ports)
+        client = LineClient(factory, port, host or f"127.0.{port // 250 % 250}.{port % 250 + 1}")
         if name is not None:
             client.hello(name)
         return client

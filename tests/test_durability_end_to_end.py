@@ -12,6 +12,8 @@ from twisted.internet.defer import Deferred, DeferredList
 from tests.realserver import LineClient, ServerProcess, connect_client, running_server
 
 DB = ("--db", "data.db")
+# The crash test sends at full speed: the flood limit is raised for it, not removed.
+FAST = ("--burst", "100000", "--rate", "100000")
 
 
 async def signed_in(port: int, name: str, password: str | None = None) -> LineClient:
@@ -78,7 +80,7 @@ async def keep_sending(
 @pytest_twisted.ensureDeferred
 async def test_every_acknowledged_message_survives_sigkill_exactly_once(tmp_path):
     rounds, senders, in_flight, kill_after = 3, 4, 16, 300
-    server = ServerProcess(tmp_path, *DB)
+    server = ServerProcess(tmp_path, *DB, *FAST)
     rita = await signed_in(server.port, "Rita")
     await rita.request("register", password="Rita-secret")
     await rita.request("quit")
@@ -87,7 +89,7 @@ async def test_every_acknowledged_message_survives_sigkill_exactly_once(tmp_path
 
     for round_ in range(rounds):
         if round_:
-            server = ServerProcess(tmp_path, *DB)
+            server = ServerProcess(tmp_path, *DB, *FAST)
         clients = [await signed_in(server.port, f"s{round_}x{n}") for n in range(senders)]
         kill_at = kill_after * (round_ + 1)
 

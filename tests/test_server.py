@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
 import pytest
 from twisted.logger import capturedLogs
@@ -564,3 +565,153 @@ def test_a_text_with_control_characters_is_refused(connect):
     [error] = jose.send("send", to="Nina", text="\x1b[2Jfake")
     assert error["error"] == "bad_text"
     assert nina.lines() == []
+
+
+# Defences: each limit, in memory, on the fake clock
+
+
+def test_a_client_that_keeps_sending_overlong_lines_is_closed(connect, limits):
+    jose = connect("Jose")
+    too_long = b"x" * (limits.max_line + 1) + b"\n"
+    for _ in range(limits.oversized_lines - 1):
+        [error] = jose.feed(too_long)
+        assert error["error"] == "line_too_long"
+        assert not jose.closed
+    [error] = jose.feed(too_long)
+    assert error["error"] == "line_too_long"
+    assert jose.closed
+
+
+def test_a_burst_is_served_then_requests_are_rate_limited_with_a_retry_time(connect, clock):
+    jose = connect("Jose")  # hello took one token
+    replies = jose.feed(b'{"op":"ping"}\n' * 20)
+    assert [r.get("reply") or r["error"] for r in replies] == ["ping"] * 19 + ["rate_limited"]
+    assert replies[-1]["retry_after"] == 0.1
+    clock.advance(0.1)
+    assert jose.send("ping") == [{"reply": "ping"}]
+
+
+def test_a_client_that_keeps_flooding_is_closed(connect, limits):
+    jose = connect("Jose")
+    replies = jose.feed(b'{"op":"ping"}\n' * (limits.burst + limits.flood_strikes + 5))
+    assert [r["error"] for r in replies[-2:]] == ["rate_limited", "rate_limited"]
+    assert jose.closed
+
+
+def test_a_person_typing_and_a_busy_channel_are_never_limited(connect, clock):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    ana.send("join", channel="c")
+    jose.lines(), nina.lines()
+    heard = []
+    for n in range(200):
+        clock.advance(0.5)
+        speaker = (jose, nina)[n % 2]
+        assert {"reply": "say", "channel": "c", "time": ANY} in speaker.send(
+            "say", channel="c", text=f"line {n}"
+        )
+        lines = ana.send("ping") if n % 50 == 0 else ana.lines()
+        heard += [line for line in lines if line.get("event") == "said"]
+    assert [line["text"] for line in heard] == [f"line {n}" for n in range(200)]
+
+
+def test_a_client_that_stops_reading_is_paused_then_dropped_and_others_still_hear(
+    connect, limits, clock
+):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    ana.send("join", channel="c")
+    jose.lines(), nina.lines(), ana.lines()
+    # Ana's transport buffer is full: it stops reading her requests.
+    ana.protocol.pauseProducing()
+    assert ana.transport.producerState == "paused"
+    text = "x" * 3000
+    for _ in range(limits.sendq // 3000 + 1):
+        clock.advance(1 / limits.rate)
+        jose.send("say", channel="c", text=text)
+    assert ana.transport.disconnected
+    said = [line for line in nina.lines() if line.get("event") == "said"]
+    assert len(said) == limits.sendq // 3000 + 1
+    ana.drop()
+    clock.advance(1)
+    assert jose.send("members", channel="c")[-1]["members"] == [jose.ref, nina.ref]
+
+
+def test_a_paused_client_that_catches_up_is_resumed(connect):
+    nina = connect("Nina")
+    nina.protocol.pauseProducing()
+    nina.protocol.resumeProducing()
+    assert nina.transport.producerState == "producing"
+    assert nina.send("ping") == [{"reply": "ping"}]
+
+
+def test_a_connection_that_never_says_hello_is_closed_after_the_deadline(connect, clock):
+    silent = connect()
+    clock.advance(29)
+    assert silent.feed(b'{"op":"ping"}\n') == [{"reply": "ping"}]
+    clock.advance(1)
+    [error] = silent.lines()
+    assert error["error"] == "handshake_timeout"
+    assert silent.closed
+
+
+def test_a_silent_client_is_pinged_then_closed_and_cleaned_up(connect, clock):
+    jose, nina = connect("Jose"), connect("Nina")
+    nina.send("create", channel="c")
+    jose.send("join", channel="c")
+    nina.lines()
+    clock.advance(89)
+    nina.send("ping")
+    clock.advance(1)
+    assert jose.lines() == [{"event": "ping"}]
+    clock.advance(59)
+    assert not jose.closed
+    clock.advance(1)
+    assert jose.lines()[-1]["error"] == "ping_timeout"
+    assert jose.closed
+    jose.drop()
+    assert nina.lines()[-1] == {
+        "event": "left",
+        "channel": "c",
+        "user": jose.ref,
+        "reason": "disconnected",
+    }
+
+
+def test_any_line_answers_a_ping(connect, clock):
+    jose = connect("Jose")
+    clock.advance(90)
+    assert jose.lines() == [{"event": "ping"}]
+    jose.send("ping")
+    clock.advance(60)
+    assert not jose.closed
+    clock.advance(30)
+    assert jose.lines() == [{"event": "ping"}]
+
+
+def test_too_many_connections_from_one_address_are_refused_with_a_reason(connect, limits):
+    for _ in range(limits.max_per_address):
+        assert not connect(host="10.1.1.1").closed
+    refused = connect(host="10.1.1.1")
+    [error] = refused.lines()
+    assert error["error"] == "too_many_connections"
+    assert refused.closed
+    assert not connect(host="10.1.1.2").closed
+
+
+def test_wrong_passwords_slow_the_next_try(connect, clock):
+    nina = connect("Nina")
+    register(nina)
+    nina.drop()
+    guesser = connect()
+    assert guesser.send("hello", name="Nina", password="guess-1")[0]["error"] == "bad_password"
+    assert guesser.send("hello", name="Nina", password="guess-2") == []
+    clock.advance(1)
+    assert guesser.lines()[0]["error"] == "bad_password"
+    guesser.send("hello", name="Nina", password="secret-1")
+    clock.advance(1.9)
+    assert guesser.lines() == []
+    clock.advance(0.1)
+    assert guesser.lines()[0]["registered"] is True

@@ -11,17 +11,20 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from tcpmsg import __version__
 from tcpmsg.channels import Channel
-from tcpmsg.errors import BadRequest, TcpmsgError
+from tcpmsg.errors import BadPassword, BadRequest, TcpmsgError
 from tcpmsg.events import Event
 from tcpmsg.hub import Hub, User
 from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols import wire
+from tcpmsg.protocols.limits import Admission, Limits, LoginThrottle, TokenBucket
 
 log = Logger()
 
@@ -30,6 +33,9 @@ _MENU = {
     "options": [{"key": o.key, "label": o.label, "op": o.op} for o in MENU],
 }
 _BEFORE_HELLO = frozenset({"hello", "ping", "quit"})
+_PING = wire.encode({"event": "ping"})
+# How long a closing connection may take to drain before it is cut.
+CLOSE_GRACE = 5.0
 DEFAULT_JOIN_HISTORY = 20
 
 
@@ -57,42 +63,170 @@ class LineTooLong(TcpmsgError):
     code = "line_too_long"
 
 
-class ServerProtocol(LineReceiver):
-    """One client connection. It is the user's ``Session``: the hub delivers events here."""
+class RateLimited(TcpmsgError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        if retry_after is not None:
+            self.details = {"retry_after": retry_after}
+
+
+class TooManyConnections(TcpmsgError):
+    code = "too_many_connections"
+
+
+class SlowReader(TcpmsgError):
+    code = "sendq_exceeded"
+
+
+class HandshakeTimeout(TcpmsgError):
+    code = "handshake_timeout"
+
+
+class PingTimeout(TcpmsgError):
+    code = "ping_timeout"
+
+
+class ServerProtocol(LineReceiver, TimeoutMixin):
+    """One client connection. It is the user's ``Session``: the hub delivers events here.
+
+    It is also the transport's producer: when the client stops reading and the
+    transport's buffer fills, reading the client's requests pauses; if what the
+    client is owed still grows past the send queue's cap, it is disconnected.
+    """
 
     delimiter = b"\n"
-    # Room for the \r of a \r\n ending; lineReceived holds the line itself to the limit.
-    MAX_LENGTH = wire.MAX_LINE_BYTES + 1
     factory: ServerFactory
 
     def __init__(self) -> None:
         self.user: User | None = None
+        self.peer = "?"
+        self.lost: Deferred[None] = Deferred()
+        self._address = ""
+        self._admitted = False
         self._greeting = False
         self._gone = False
-        self.peer = "?"
         self._quitting = False
+        self._closing = False
         self._discarding = False
         self._overflow = b""
+        self._oversized = 0
+        self._flood_strikes = 0
+        self._pinged = False
+        self._paused = False
+        self._owed = 0
+
+    @property
+    def limits(self) -> Limits:
+        return self.factory.limits
+
+    def callLater(self, delay: float, call: Any) -> Any:
+        return self.factory.clock.callLater(delay, call)
 
     # Connection
 
     def connectionMade(self) -> None:
         address = self.transport.getPeer()
-        self.peer = f"{getattr(address, 'host', address)}:{getattr(address, 'port', '')}"
+        self._address = str(getattr(address, "host", address))
+        self.peer = f"{self._address}:{getattr(address, 'port', '')}"
+        # Room for the \r of a \r\n ending; lineReceived holds the line itself to the limit.
+        self.MAX_LENGTH = self.limits.max_line + 1
+        refusal = self.factory.admission.admit(self._address)
+        if refusal is not None:
+            self._close(TooManyConnections(refusal))
+            return
+        self._admitted = True
+        self.factory.sessions.add(self)
+        self.transport.registerProducer(self, True)
+        self._bucket = TokenBucket(self.limits.burst, self.limits.rate, self._now())
+        self.setTimeout(self.limits.handshake_timeout)
         log.info("{peer} connected", peer=self.peer)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._gone = True
-        if self.user is not None:
-            self.factory.hub.disconnect(self.user, "quit" if self._quitting else "disconnected")
-        log.info("{peer} disconnected", peer=self.peer)
+        self.setTimeout(None)
+        if self._admitted:
+            self.factory.admission.release(self._address)
+            self.factory.sessions.discard(self)
+            if self.user is not None:
+                reason_given = "quit" if self._quitting else "disconnected"
+                self.factory.hub.disconnect(self.user, reason_given)
+            log.info("{peer} disconnected", peer=self.peer)
+        self.lost.callback(None)
 
     def deliver(self, event: Event) -> None:
-        self.transport.write(self.factory.encode_event(event))
+        self._send(self.factory.encode_event(event))
+
+    def _send(self, line: bytes) -> None:
+        """Every byte for the client goes here, so the send queue sees all of it."""
+        if self._closing:
+            return
+        if self._paused:
+            self._owed += len(line)
+            if self._owed > self.limits.sendq:
+                self._close(SlowReader(f"more than {self.limits.sendq} bytes unread"), abort=True)
+                return
+        self.transport.write(line)
+
+    def _close(self, error: TcpmsgError, abort: bool = False) -> None:
+        """Say why, once in the log and, where it can still be written, to the client; close."""
+        if self._closing:
+            return
+        self._closing = True
+        log.warn("{peer} closed: {reason}", peer=self.peer, reason=error.message)
+        if abort:
+            self.transport.abortConnection()
+            return
+        self.transport.write(wire.encode_error(error.code, error.message))
+        self.transport.loseConnection()
+        # A client that does not read would keep a closing connection open for good.
+        self.callLater(CLOSE_GRACE, self.transport.abortConnection)
+
+    def shut_down(self, message: str) -> None:
+        """The server is going down: say so, then close."""
+        self._send(wire.encode({"event": "shutdown", "message": message}))
+        self.transport.loseConnection()
+
+    def _now(self) -> float:
+        return self.factory.clock.seconds()
+
+    # The transport's producer: its buffer filled, or drained
+
+    def pauseProducing(self) -> None:
+        self._paused, self._owed = True, 0
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if not self._closing:
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        pass
+
+    # Keepalive and the handshake's deadline
+
+    def timeoutConnection(self) -> None:
+        if self.user is None:
+            self._close(HandshakeTimeout(f"no hello within {self.limits.handshake_timeout:g} s"))
+        elif not self._pinged:
+            self._pinged = True
+            self._send(_PING)
+            self.setTimeout(self.limits.ping_timeout)
+        else:
+            self._close(PingTimeout(f"no answer to a ping in {self.limits.ping_timeout:g} s"))
 
     # Framing
 
     def dataReceived(self, data: bytes) -> None:
+        if self.user is not None:
+            # Anything heard counts as an answer to a ping; before hello, the deadline stands.
+            if self._pinged:
+                self._pinged = False
+                self.setTimeout(self.limits.ping_after)
+            else:
+                self.resetTimeout()
         # LineReceiver drops the connection on an overlong line; we answer it with
         # an error, skip to the next newline and read on from there.
         while data and not self.transport.disconnecting:
@@ -110,14 +244,18 @@ class ServerProtocol(LineReceiver):
         self._refuse_long_line()
 
     def _refuse_long_line(self) -> None:
-        error = LineTooLong(f"a line is at most {wire.MAX_LINE_BYTES} bytes")
-        self.transport.write(wire.encode_error(error.code, error.message))
+        self._oversized += 1
+        error = LineTooLong(f"a line is at most {self.limits.max_line} bytes")
+        if self._oversized >= self.limits.oversized_lines:
+            self._close(LineTooLong(f"{self._oversized} lines over {self.limits.max_line} bytes"))
+        else:
+            self._send(wire.encode_error(error.code, error.message))
 
     # Dispatch
 
     def lineReceived(self, line: bytes) -> None:
         line = line.removesuffix(b"\r")
-        if len(line) > wire.MAX_LINE_BYTES:
+        if len(line) > self.limits.max_line:
             self._refuse_long_line()
             return
         if not line.strip():
@@ -134,6 +272,7 @@ class ServerProtocol(LineReceiver):
                 raise UnknownOp(f"there is no operation {op!r}")
             if self.user is None and op not in _BEFORE_HELLO:
                 raise NotLoggedIn("say hello with your name first")
+            self._check_rate()
             result = handler(request)
         except Exception:
             self._fail(Failure(), op, request_id)
@@ -145,8 +284,24 @@ class ServerProtocol(LineReceiver):
         else:
             self._reply(result, op, request_id)
 
+    def _check_rate(self) -> None:
+        wait = self._bucket.take(self._now())
+        if not wait:
+            self._flood_strikes = 0
+            return
+        self._flood_strikes += 1
+        if self._flood_strikes >= self.limits.flood_strikes:
+            self._close(RateLimited(f"{self._flood_strikes} requests over the rate limit"))
+        elif self._flood_strikes == 1:
+            log.warn("{peer} is over the rate limit", peer=self.peer)
+        raise RateLimited(
+            f"too many requests: at most {self.limits.burst} at once, "
+            f"then {self.limits.rate:g} a second",
+            retry_after=round(wait, 3),
+        )
+
     def _reply(self, body: dict[str, Any], op: str, request_id: int | str | None) -> None:
-        self.transport.write(wire.encode_reply(op, request_id, body))
+        self._send(wire.encode_reply(op, request_id, body))
         if op == "quit":
             self.transport.loseConnection()
 
@@ -155,7 +310,8 @@ class ServerProtocol(LineReceiver):
         if not isinstance(error, TcpmsgError):
             log.failure("{peer} request {op} failed", failure, peer=self.peer, op=op)
             error = Internal("the server failed to carry out the request; it is logged")
-        self.transport.write(wire.encode_error(error.code, error.message, op, request_id))
+        line = wire.encode_error(error.code, error.message, op, request_id, **error.details)
+        self._send(line)
 
     # Operations, one method each, named after the operation
 
@@ -170,16 +326,26 @@ class ServerProtocol(LineReceiver):
         return Deferred.fromCoroutine(self._hello(name, password))
 
     async def _hello(self, name: str, password: str | None) -> dict[str, Any]:
-        hub = self.factory.hub
+        hub, throttle = self.factory.hub, self.factory.login_throttle
+        keys = (name.casefold(), "address " + self._address)
         try:
+            delay = throttle.delay(keys, self._now())
+            if delay:
+                await deferLater(self.factory.clock, delay)
             user = await hub.connect(name, self, password)
+        except BadPassword:
+            throttle.failed(keys, self._now())
+            log.warn("{peer} gave a wrong password for {name}", peer=self.peer, name=name)
+            raise
         finally:
             self._greeting = False
+        throttle.succeeded(keys[:1])
         if self._gone:
             # Gone while the password was checked.
             hub.disconnect(user)
             return {}
         self.user = user
+        self.setTimeout(self.limits.ping_after)
         log.info(
             "{peer} is {name} ({client_id})", peer=self.peer, name=user.name, client_id=user.id
         )
@@ -266,10 +432,25 @@ def _channel_members(channel: Channel) -> dict[str, Any]:
 
 
 class ServerFactory(Factory):
-    """Holds the hub (the user and channel registry) shared by every connection."""
+    """Holds what every connection shares: the hub, the limits, and who is connected."""
 
     protocol = ServerProtocol
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, limits: Limits = Limits(), clock: Any = None) -> None:  # noqa: B008
+        if clock is None:
+            from twisted.internet import reactor as clock
         self.hub = hub
+        self.limits = limits
+        self.clock = clock
         self.encode_event = wire.EventEncoder()
+        self.admission = Admission(limits)
+        self.login_throttle = LoginThrottle(limits)
+        self.sessions: set[ServerProtocol] = set()
+
+    async def shut_down(self, message: str = "the server is going down") -> None:
+        """Tell every client, close every connection, and wait until they are closed."""
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.shut_down(message)
+        for session in sessions:
+            await session.lost

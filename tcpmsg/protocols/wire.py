@@ -129,13 +129,18 @@ def encode_reply(op: str, request_id: int | str | None, body: dict[str, Any]) ->
 
 
 def encode_error(
-    code: str, message: str, op: str | None = None, request_id: int | str | None = None
+    code: str,
+    message: str,
+    op: str | None = None,
+    request_id: int | str | None = None,
+    **details: Any,
 ) -> bytes:
     payload: dict[str, Any] = {"error": code, "message": message}
     if op is not None:
         payload["op"] = op
     if request_id is not None:
         payload["id"] = request_id
+    payload.update(details)
     return encode(payload)
 
 

@@ -1,0 +1,110 @@
+"""What one connection, one address and one name may ask of the server, and how fast.
+
+Plain values and arithmetic on timestamps passed in: the protocol supplies the
+clock, so every limit is tested by advancing a ``task.Clock``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from tcpmsg.protocols.wire import MAX_LINE_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every defence's setting; the defaults follow what IRC servers settled on."""
+
+    max_line: int = MAX_LINE_BYTES
+    oversized_lines: int = 3  # overlong lines before the connection is closed
+    burst: int = 20  # requests at once...
+    rate: float = 10.0  # ...then this many a second
+    flood_strikes: int = 20  # requests refused in a row before the connection is closed
+    sendq: int = 1024 * 1024  # bytes owed to a client that does not read, then it is closed
+    handshake_timeout: float = 30.0
+    ping_after: float = 90.0  # seconds of silence before the server pings
+    ping_timeout: float = 60.0  # and then waits this long for any line
+    max_connections: int = 10_000
+    max_per_address: int = 16
+    login_delay_cap: float = 30.0  # the most a wrong password makes the next try wait
+    login_memory: float = 900.0  # seconds after which wrong passwords are forgotten
+
+
+# A token refilled over exactly 1/rate seconds must count as whole despite rounding.
+_WHOLE = 1 - 1e-6
+
+
+class TokenBucket:
+    """``burst`` requests at once, refilled at ``rate`` a second."""
+
+    __slots__ = ("_burst", "_rate", "_tokens", "_updated")
+
+    def __init__(self, burst: int, rate: float, now: float) -> None:
+        self._burst, self._rate = burst, rate
+        self._tokens = float(burst)
+        self._updated = now
+
+    def take(self, now: float) -> float:
+        """Take a token: 0 if there was one, else the seconds until there will be."""
+        self._tokens = min(self._burst, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
+        if self._tokens >= _WHOLE:
+            self._tokens = max(self._tokens - 1, 0.0)
+            return 0.0
+        return (1 - self._tokens) / self._rate
+
+
+class Admission:
+    """Counts open connections, in all and per address, against their maximums."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self.total = 0
+        self.per_address: Counter[str] = Counter()
+
+    def admit(self, address: str) -> str | None:
+        """Count a new connection in, or say why it cannot come in."""
+        if self.total >= self._limits.max_connections:
+            return f"the server is full ({self._limits.max_connections} connections)"
+        if self.per_address[address] >= self._limits.max_per_address:
+            return f"too many connections from {address} ({self._limits.max_per_address})"
+        self.total += 1
+        self.per_address[address] += 1
+        return None
+
+    def release(self, address: str) -> None:
+        self.total -= 1
+        self.per_address[address] -= 1
+        if not self.per_address[address]:
+            del self.per_address[address]
+
+
+class LoginThrottle:
+    """Wrong passwords, per name and per address, each make the next try wait longer."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def delay(self, keys: tuple[str, ...], now: float) -> float:
+        """How long a login for these keys (a name, an address) must wait first."""
+        failures = max((self._count(key, now) for key in keys), default=0)
+        if not failures:
+            return 0.0
+        return min(2.0 ** (failures - 1), self._limits.login_delay_cap)
+
+    def failed(self, keys: tuple[str, ...], now: float) -> None:
+        for key in keys:
+            self._failures[key] = (self._count(key, now) + 1, now)
+
+    def succeeded(self, keys: tuple[str, ...]) -> None:
+        for key in keys:
+            self._failures.pop(key, None)
+
+    def _count(self, key: str, now: float) -> int:
+        count, last = self._failures.get(key, (0, now))
+        if now - last > self._limits.login_memory:
+            del self._failures[key]
+            return 0
+        return count
