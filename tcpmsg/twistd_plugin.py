@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from twisted.application import strports
-from twisted.application.service import MultiService, Service
+from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.python import usage
@@ -93,15 +94,34 @@ class Options(usage.Options):
         self["limits"] = Limits(**{field: self[option] for option, field, _, _ in _LIMIT_OPTIONS})
 
 
-class StoreService(Service):
-    """Closes the store after the listeners stop, so every queued write is committed."""
+class ServerService(MultiService):
+    """The listeners, and a shutdown in the right order.
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    On SIGTERM or SIGINT: stop accepting, tell every client the server is going
+    down and close their connections, commit what the store holds, and exit 0.
+    """
+
+    def __init__(self, factory: ServerFactory, store: Store, reactor: Any) -> None:
+        super().__init__()
+        self.factory, self.store, self._reactor = factory, store, reactor
+
+    def startService(self) -> None:
+        super().startService()
+        self._reactor.callWhenRunning(self._stop_on_signals)
+
+    def _stop_on_signals(self) -> None:
+        # twistd re-raises the signal after a clean stop, which ends the process
+        # with a failure status; an orderly shutdown should end it with 0.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self._reactor.callFromThread(self._reactor.stop))
 
     def stopService(self) -> Deferred[None]:
-        super().stopService()
-        return Deferred.fromCoroutine(self.store.close())
+        return Deferred.fromCoroutine(self._stop())
+
+    async def _stop(self) -> None:
+        await super().stopService()
+        await self.factory.shut_down()
+        await self.store.close()
 
 
 def open_store(options: Options, reactor: Any) -> Store:
@@ -110,7 +130,7 @@ def open_store(options: Options, reactor: Any) -> Store:
     return SqliteStore(options["db"], reactor, history_limit=options["history"])
 
 
-def makeService(options: Options) -> MultiService:
+def makeService(options: Options) -> ServerService:
     from twisted.internet import reactor
 
     store = open_store(options, reactor)
@@ -125,9 +145,8 @@ def makeService(options: Options) -> MultiService:
         history_limit=options["history"],
         run_slow=deferToThread,
     )
-    service = MultiService()
-    StoreService(store).setServiceParent(service)
     factory = ServerFactory(hub, options["limits"], reactor)
+    service = ServerService(factory, store, reactor)
     for description in options["ports"]:
         strports.service(description, factory).setServiceParent(service)
     return service

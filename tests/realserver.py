@@ -84,6 +84,7 @@ class LineClient(LineReceiver):
         self._waiting: dict[int, Deferred[dict[str, Any]]] = {}
         self._events: deque[dict[str, Any]] = deque()
         self._event_waiters: deque[Deferred[dict[str, Any]]] = deque()
+        self.unanswered: list[dict[str, Any]] = []  # errors that carry no request id
         self.closed: Deferred[None] = Deferred()
 
     def request(self, op: str, **fields: Any) -> Deferred[dict[str, Any]]:
@@ -106,8 +107,10 @@ class LineClient(LineReceiver):
                 self._event_waiters.popleft().callback(message)
             else:
                 self._events.append(message)
-        else:
+        elif "id" in message:
             self._waiting.pop(message["id"]).callback(message)
+        else:
+            self.unanswered.append(message)
 
     def connectionLost(self, reason: Any = None) -> None:
         waiting, self._waiting = self._waiting, {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from twisted.internet.error import ConnectionLost
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
@@ -23,9 +24,11 @@ class RecordingListener:
         self.lost.append(reason)
 
 
-def connected() -> tuple[ClientProtocol, StringTransport, RecordingListener]:
+def connected(
+    clock: Clock | None = None,
+) -> tuple[ClientProtocol, StringTransport, RecordingListener]:
     listener = RecordingListener()
-    protocol = ClientProtocol(listener)
+    protocol = ClientProtocol(listener, clock or Clock())
     transport = StringTransport()
     protocol.makeConnection(transport)
     return protocol, transport, listener
@@ -95,3 +98,34 @@ def test_an_error_without_an_id_fails_what_waits():
     protocol.dataReceived(b'{"error":"line_too_long","message":"a line is at most 16384 bytes"}\n')
     assert waiting.result.value.code == "line_too_long"
     waiting.addErrback(lambda _: None)
+
+
+def test_a_ping_from_the_server_is_answered_and_not_passed_on():
+    protocol, transport, listener = connected()
+    protocol.dataReceived(b'{"event":"ping"}\n')
+    assert transport.value() == b'{"op":"ping"}\n'
+    assert listener.events == []
+
+
+def test_a_silent_server_is_pinged_then_dropped():
+    clock = Clock()
+    protocol, transport, _ = connected(clock)
+    clock.advance(89)
+    protocol.dataReceived(b'{"event":"said","channel":"c","text":"x"}\n')
+    clock.advance(89)
+    assert transport.value() == b""
+    clock.advance(1)
+    assert transport.value() == b'{"op":"ping"}\n'
+    clock.advance(59)
+    assert not transport.disconnected
+    clock.advance(1)
+    assert transport.disconnected
+
+
+def test_an_answer_to_the_ping_keeps_the_connection():
+    clock = Clock()
+    protocol, transport, _ = connected(clock)
+    clock.advance(90)
+    protocol.dataReceived(b'{"reply":"ping"}\n')
+    clock.advance(89)
+    assert not transport.disconnected

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost, ConnectionRefusedError
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
@@ -69,7 +70,7 @@ class FakeServer:
 
     def connect(self, host: str, port: int, listener: Any) -> Deferred[ClientProtocol]:
         self.address = (host, port)
-        self.protocol = ClientProtocol(listener)
+        self.protocol = ClientProtocol(listener, Clock())
         self.protocol.makeConnection(self.transport)
         return succeed(self.protocol)
 
@@ -483,3 +484,13 @@ def test_a_hangup_is_not_lost_to_a_channel_closing_after_it(session):
 def test_a_recipient_that_looks_numeric_but_is_not_is_sent_as_a_name(session):
     session.type("2", "hi", "²")
     assert session.server.request()["to"] == "²"
+
+
+def test_the_server_going_down_is_said_then_the_session_ends_with_1(session):
+    session.server.send({"event": "shutdown", "message": "the server is going down"})
+    session.server.protocol.connectionLost(Failure(ConnectionLost()))
+    assert session.screen.take()[-2:] == [
+        "The server is going down: the server is going down",
+        "Lost the connection to the server.",
+    ]
+    assert session.done.result == 1

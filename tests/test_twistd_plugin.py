@@ -46,7 +46,7 @@ def test_the_service_listens_on_every_port_with_one_shared_factory():
     service = twistd_plugin.makeService(
         parse("--db", ":memory:", "-p", "tcp:0", "-p", "tcp:0:interface=127.0.0.1")
     )
-    listeners = list(service)[1:]
+    listeners = list(service)
     assert [listener.endpoint._interface for listener in listeners] == ["", "127.0.0.1"]
     factories = {id(listener.factory) for listener in listeners}
     assert len(factories) == 1
@@ -97,9 +97,8 @@ def test_a_database_that_cannot_be_used_stops_the_server_in_one_line(tmp_path):
 async def test_stopping_the_service_commits_what_the_store_had_queued(tmp_path):
     path = str(tmp_path / "t.db")
     service = twistd_plugin.makeService(parse("--db", path, "-p", "tcp:0:interface=127.0.0.1"))
-    store_service = next(s for s in service if isinstance(s, twistd_plugin.StoreService))
     service.startService()
-    store_service.store.save_channel(StoredChannel("kept", UserRef(12345, "Jose")))
+    service.store.save_channel(StoredChannel("kept", UserRef(12345, "Jose")))
     await service.stopService()
     reopened = SqliteStore(path, reactor)
     assert [c.name for c in reopened.open().channels] == ["kept"]

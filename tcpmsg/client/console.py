@@ -146,6 +146,9 @@ class Console:
     def on_message_waiting(self, event: dict[str, Any]) -> None:
         self.screen.show(f"You have {plural(event['unread'], 'new message')}.", notice=True)
 
+    def on_shutdown(self, event: dict[str, Any]) -> None:
+        self.screen.show(f"The server is going down: {event.get('message', '')}", notice=True)
+
     def on_said(self, event: dict[str, Any]) -> None:
         if event["channel"] == self._channel:
             self.screen.show(f"{event['from']['name']}> {event['text']}")

@@ -9,11 +9,14 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from tcpmsg.protocols import wire
 
 log = Logger()
+# Answers a server's ping, and asks a silent server whether it is there; no id, no reply kept.
+_PING = wire.encode({"op": "ping"})
 
 
 class ServerError(Exception):
@@ -33,18 +36,50 @@ class Listener(Protocol):
         """The connection is gone, asked for or not."""
 
 
-class ClientProtocol(LineReceiver):
-    """Numbers each request, matches the answer by its id, and passes events on."""
+class ClientProtocol(LineReceiver, TimeoutMixin):
+    """Numbers each request, matches the answer by its id, and passes events on.
+
+    It answers the server's pings, and pings a server that has been silent for
+    ``ping_after`` seconds itself; no answer in ``ping_timeout`` more and the
+    connection is dropped, so a dead server is noticed.
+    """
 
     delimiter = b"\n"
     # Replies listing every user or channel can be long; only the server's requests are capped.
     MAX_LENGTH = 64 * 1024 * 1024
+    ping_after, ping_timeout = 90.0, 60.0
 
-    def __init__(self, listener: Listener) -> None:
+    def __init__(self, listener: Listener, clock: Any = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
         self.listener = listener
+        self._clock = clock
         self._last_id = 0
         self._pending: dict[int, Deferred[dict[str, Any]]] = {}
         self._lost: Failure | None = None
+        self._pinged = False
+
+    def callLater(self, delay: float, call: Any) -> Any:
+        return self._clock.callLater(delay, call)
+
+    def connectionMade(self) -> None:
+        self.setTimeout(self.ping_after)
+
+    def timeoutConnection(self) -> None:
+        if self._pinged:
+            self.transport.abortConnection()
+        else:
+            self._pinged = True
+            self.transport.write(_PING)
+            self.setTimeout(self.ping_timeout)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._pinged:
+            self._pinged = False
+            self.setTimeout(self.ping_after)
+        else:
+            self.resetTimeout()
+        super().dataReceived(data)
 
     def request(self, op: str, **fields: Any) -> Deferred[dict[str, Any]]:
         """Send a request; the Deferred fires with the reply or fails with ``ServerError``."""
@@ -64,7 +99,10 @@ class ClientProtocol(LineReceiver):
         if not isinstance(message, dict):
             return
         if "event" in message:
-            self.listener.event_received(message)
+            if message["event"] == "ping":
+                self.transport.write(_PING)
+            else:
+                self.listener.event_received(message)
             return
         if "error" in message and "id" not in message:
             # The server could not read a request (a line too long): fail what waits.
@@ -85,6 +123,7 @@ class ClientProtocol(LineReceiver):
             answer.errback(reason)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
+        self.setTimeout(None)
         self._lost = reason
         self.abandon_requests(reason)
         self.listener.connection_lost(reason)

@@ -116,6 +116,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self._pinged = False
         self._paused = False
         self._owed = 0
+        self._cut: Any = None
 
     @property
     def limits(self) -> Limits:
@@ -146,6 +147,8 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._gone = True
         self.setTimeout(None)
+        if self._cut is not None and self._cut.active():
+            self._cut.cancel()
         if self._admitted:
             self.factory.admission.release(self._address)
             self.factory.sessions.discard(self)
@@ -177,16 +180,20 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         log.warn("{peer} closed: {reason}", peer=self.peer, reason=error.message)
         if abort:
             self.transport.abortConnection()
-            return
-        self.transport.write(wire.encode_error(error.code, error.message))
-        self.transport.loseConnection()
-        # A client that does not read would keep a closing connection open for good.
-        self.callLater(CLOSE_GRACE, self.transport.abortConnection)
+        else:
+            self._say_goodbye(wire.encode_error(error.code, error.message))
 
     def shut_down(self, message: str) -> None:
         """The server is going down: say so, then close."""
-        self._send(wire.encode({"event": "shutdown", "message": message}))
+        if not self._closing:
+            self._closing = True
+            self._say_goodbye(wire.encode({"event": "shutdown", "message": message}))
+
+    def _say_goodbye(self, line: bytes) -> None:
+        self.transport.write(line)
         self.transport.loseConnection()
+        # A client that does not read would keep a closing connection open for good.
+        self._cut = self.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     def _now(self) -> float:
         return self.factory.clock.seconds()
@@ -194,8 +201,10 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
     # The transport's producer: its buffer filled, or drained
 
     def pauseProducing(self) -> None:
-        self._paused, self._owed = True, 0
-        self.transport.pauseProducing()
+        # Twisted calls this on every write while its buffer is full: count from the first.
+        if not self._paused:
+            self._paused, self._owed = True, 0
+            self.transport.pauseProducing()
 
     def resumeProducing(self) -> None:
         self._paused = False
