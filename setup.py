@@ -13,7 +13,10 @@ setup(
     # twisted.plugins is a namespace shared with Twisted: ship only our drop-in file.
     packages=["tcpmsg", "tcpmsg.client", "tcpmsg.protocols", "twisted.plugins"],
     package_data={"twisted.plugins": ["tcpmsg_plugin.py"]},
-    install_requires=["Twisted>=24.7"],
-    extras_require={"test": ["pytest>=8", "pytest-twisted>=1.14", "pexpect>=4.9"]},
+    # [tls]: pyOpenSSL and service_identity, for ssl: ports and the client's --tls.
+    install_requires=["Twisted[tls]>=24.7"],
+    extras_require={
+        "test": ["pytest>=8", "pytest-twisted>=1.14", "pexpect>=4.9", "hypothesis>=6.100"]
+    },
     entry_points={"console_scripts": ["tcpmsg-client = tcpmsg.client.main:run"]},
 )

@@ -20,13 +20,13 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import LineReceiver
 
 BIN = Path(sys.executable).parent
-_LISTENING = re.compile(r"ServerFactory starting on (\d+)")
+_LISTENING = re.compile(r"ServerFactory (?:\(TLS\) )?starting on (\d+)")
 # A guard so that a broken server fails a test instead of hanging it; nothing waits it out.
 PATIENCE = 20.0
 
 
 class ServerProcess:
-    """Its output is read as it comes, so the pipe never fills; ``port`` once it listens."""
+    """Its output is read as it comes, so the pipe never fills; ``ports`` once it listens."""
 
     def __init__(self, workdir: Path, *args: str) -> None:
         argv = [str(BIN / "twistd"), "-n", "--pidfile=", "tcpmsg"]
@@ -36,20 +36,27 @@ class ServerProcess:
         )
         self.lines: list[str] = []
         self._listening = threading.Event()
-        self.port: int | None = None
+        self._expected = 1 + args.count("--port")
+        self.ports: list[int] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        if not self._listening.wait(PATIENCE) or self.port is None:
+        if not self._listening.wait(PATIENCE) or len(self.ports) < self._expected:
             self.stop()
             raise RuntimeError("the server did not start:\n" + self.output)
+
+    @property
+    def port(self) -> int | None:
+        """The first port: the loopback TCP one given here."""
+        return self.ports[0] if self.ports else None
 
     def _read(self) -> None:
         for line in self.process.stdout:
             self.lines.append(line)
             found = _LISTENING.search(line)
-            if found and self.port is None:
-                self.port = int(found.group(1))
-                self._listening.set()
+            if found:
+                self.ports.append(int(found.group(1)))
+                if len(self.ports) == self._expected:
+                    self._listening.set()
         self._listening.set()
 
     @property

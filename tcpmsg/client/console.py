@@ -211,13 +211,15 @@ class Console:
             raise CannotConnect() from error
         finally:
             self._connecting = None
-        self.screen.show(f"Successfully connected to server: {host}/{port}")
         password: dict[str, str] = {}
+        connected = False
         while True:
             try:
                 reply = await self.client.request("hello", name=name, version=1, **password)
                 break
             except ServerError as error:
+                if not connected:
+                    connected = self._say_connected(host, port)
                 if error.code == "password_required":
                     password = {"password": await self.ask(PASSWORD_PROMPT, secret=True)}
                     continue
@@ -226,12 +228,25 @@ class Console:
                     raise CannotConnect() from error
                 name = (await self.ask(NAME_PROMPT)).strip()
                 password = {}
+            except (Hangup, ServerGone, CancelledError):
+                raise
+            except Exception as error:
+                # The first answer did not come: TLS refused the server, or it hung up.
+                self.screen.show(f"Could not connect to {host}/{port}: {_why(error)}")
+                raise CannotConnect() from error
+        if not connected:
+            self._say_connected(host, port)
         self.name, self.menu = reply["name"], reply["menu"]
         self.screen.show("Your client info is:")
         self.screen.show(f"Client Name: {reply['name']}")
         self.screen.show(f"Client ID: {reply['client_id']}")
         if reply.get("unread"):
             self.screen.show(f"You have {plural(reply['unread'], 'new message')}.", notice=True)
+
+    def _say_connected(self, host: str, port: int) -> bool:
+        """Said once the server has answered, so that TLS has been checked by then."""
+        self.screen.show(f"Successfully connected to server: {host}/{port}")
+        return True
 
     async def _menu(self) -> None:
         options = {option["key"]: option for option in self.menu["options"]}
@@ -365,6 +380,12 @@ class Console:
     def _local(self, iso_time: str) -> str:
         moment = datetime.fromisoformat(iso_time.replace("Z", "+00:00"))
         return moment.astimezone(self._tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _why(error: Exception) -> str:
+    if "certificate verify failed" in str(error):
+        return "its certificate did not verify (for a private CA, give it with --ca FILE)"
+    return str(error) or type(error).__name__
 
 
 def _is_number(text: str) -> bool:

@@ -8,12 +8,14 @@ import termios
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from twisted.conch.insults.insults import ServerProtocol as TerminalProtocol
 from twisted.internet import stdio
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
+from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
 from twisted.internet.task import react
 from twisted.python import usage
 
@@ -31,7 +33,7 @@ def port_number(text: str) -> int:
 
 
 class Options(usage.Options):
-    synopsis = "Usage: tcpmsg-client [--host HOST] [--port PORT] [--name NAME]"
+    synopsis = "Usage: tcpmsg-client [--host HOST] [--port PORT] [--name NAME] [--tls [--ca FILE]]"
     longdesc = (
         "The tcpmsg console: the server's menu, private messages, and channels whose "
         "lines arrive live while you type. Whatever is not given is asked for. On a "
@@ -42,7 +44,13 @@ class Options(usage.Options):
         ["host", None, None, "Address of the server, e.g. localhost."],
         ["port", "p", None, "TCP port of the server, e.g. 8008.", port_number],
         ["name", "n", None, "Your name on the server (your id key)."],
+        ["ca", None, None, "With --tls: trust this CA certificate (PEM) instead of the system's."],
     )
+    optFlags = (["tls", None, "Connect with TLS, verifying the server's certificate."],)
+
+    def postOptions(self) -> None:
+        if self["ca"] and not self["tls"]:
+            raise usage.UsageError("--ca goes with --tls")
 
     def opt_version(self) -> None:
         """Print tcpmsg's version and exit."""
@@ -50,8 +58,15 @@ class Options(usage.Options):
         raise SystemExit(0)
 
 
-def connect_tcp(reactor: Any, host: str, port: int, listener: Listener) -> Deferred[ClientProtocol]:
-    return connectProtocol(HostnameEndpoint(reactor, host, port), ClientProtocol(listener))
+def connect(
+    reactor: Any, tls: bool, ca: str | None, host: str, port: int, listener: Listener
+) -> Deferred[ClientProtocol]:
+    """TCP, or TLS checked against ``ca`` (or the system's trusted CAs) for ``host``."""
+    endpoint = HostnameEndpoint(reactor, host, port)
+    if tls:
+        trust = Certificate.loadPEM(Path(ca).read_bytes()) if ca else platformTrust()
+        endpoint = wrapClientTLS(optionsForClientTLS(host, trustRoot=trust), endpoint)
+    return connectProtocol(endpoint, ClientProtocol(listener, reactor))
 
 
 @contextmanager
@@ -71,7 +86,11 @@ def keystroke_mode(fd: int) -> Iterator[None]:
 async def main(reactor: Any, options: Options, on_terminal: bool) -> None:
     screen = TerminalScreen() if on_terminal else PipeScreen()
     console = Console(
-        screen, partial(connect_tcp, reactor), options["host"], options["port"], options["name"]
+        screen,
+        partial(connect, reactor, options["tls"], options["ca"]),
+        options["host"],
+        options["port"],
+        options["name"],
     )
     screen.console = console
     io = stdio.StandardIO(
