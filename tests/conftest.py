@@ -53,6 +53,7 @@ class LineClient:
 
     def __init__(self, factory: ServerFactory, port: int, host: str = "127.0.0.1") -> None:
         address = IPv4Address("TCP", host, port)
+        self.clock: Clock = factory.clock
         self.protocol: ServerProtocol = factory.buildProtocol(address)
         self.transport = StringTransport(peerAddress=address)
         self.protocol.makeConnection(self.transport)
@@ -67,6 +68,8 @@ class LineClient:
         return self.feed(json.dumps({"op": op, **fields}).encode() + b"\n")
 
     def lines(self) -> list[dict[str, Any]]:
+        """Every line written by the end of this reactor turn (when the server flushes)."""
+        self.clock.advance(0)
         written = self.transport.value()
         self.transport.clear()
         return [json.loads(line) for line in written.splitlines()]

@@ -25,6 +25,7 @@ from tcpmsg.hub import Hub, User
 from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Admission, Limits, LoginThrottle, TokenBucket
+from tcpmsg.protocols.outbox import TurnWriter
 
 log = Logger()
 
@@ -133,6 +134,9 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self.peer = f"{self._address}:{getattr(address, 'port', '')}"
         # Room for the \r of a \r\n ending; lineReceived holds the line itself to the limit.
         self.MAX_LENGTH = self.limits.max_line + 1
+        if hasattr(self.transport, "setTcpNoDelay"):
+            # Lines are small and latency matters: no Nagle delay waiting for an ACK.
+            self.transport.setTcpNoDelay(True)
         refusal = self.factory.admission.admit(self._address)
         if refusal is not None:
             self._close(TooManyConnections(refusal))
@@ -149,6 +153,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         if self._cut is not None and self._cut.active():
             self._cut.cancel()
+        self.factory.writer.forget(self.transport)
         if self._admitted:
             self.factory.admission.release(self._address)
             self.factory.sessions.discard(self)
@@ -170,7 +175,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
             if self._owed > self.limits.sendq:
                 self._close(SlowReader(f"more than {self.limits.sendq} bytes unread"), abort=True)
                 return
-        self.transport.write(line)
+        self.factory.writer.write(self.transport, line)
 
     def _close(self, error: TcpmsgError, abort: bool = False) -> None:
         """Say why, once in the log and, where it can still be written, to the client; close."""
@@ -179,6 +184,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self._closing = True
         log.warn("{peer} closed: {reason}", peer=self.peer, reason=error.message)
         if abort:
+            self.factory.writer.forget(self.transport)
             self.transport.abortConnection()
         else:
             self._say_goodbye(wire.encode_error(error.code, error.message))
@@ -190,7 +196,12 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
             self._say_goodbye(wire.encode({"event": "shutdown", "message": message}))
 
     def _say_goodbye(self, line: bytes) -> None:
-        self.transport.write(line)
+        self.factory.writer.write(self.transport, line)
+        self._hang_up()
+
+    def _hang_up(self) -> None:
+        """Close once what the client is owed has gone out."""
+        self.factory.writer.flush_one(self.transport)
         self.transport.loseConnection()
         # A client that does not read would keep a closing connection open for good.
         self._cut = self.callLater(CLOSE_GRACE, self.transport.abortConnection)
@@ -312,7 +323,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
     def _reply(self, body: dict[str, Any], op: str, request_id: int | str | None) -> None:
         self._send(wire.encode_reply(op, request_id, body))
         if op == "quit":
-            self.transport.loseConnection()
+            self._hang_up()
 
     def _fail(self, failure: Failure, op: str | None, request_id: Any) -> None:
         error = failure.value
@@ -452,6 +463,7 @@ class ServerFactory(Factory):
         self.limits = limits
         self.clock = clock
         self.encode_event = wire.EventEncoder()
+        self.writer = TurnWriter(clock)
         self.admission = Admission(limits)
         self.login_throttle = LoginThrottle(limits)
         self.sessions: set[ServerProtocol] = set()
