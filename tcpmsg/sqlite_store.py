@@ -84,6 +84,9 @@ class SqliteStore:
         self._queue: list[tuple[Work, Deferred[Any] | None]] = []
         self._writing = False
         self.batches = 0
+        # Unread counts by recipient, read once and then kept up to date: counting an
+        # inbox on every message would cost more the fuller it gets. Writer thread only.
+        self._unread: dict[int, int] = {}
 
     # Opening and closing
 
@@ -198,6 +201,7 @@ class SqliteStore:
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
+            self._unread.clear()
             raise
         self.batches += 1
         return outcomes
@@ -221,16 +225,16 @@ class SqliteStore:
     # The Store interface
 
     async def put_message(self, message: PrivateMessage) -> int:
-        return await self._submit(partial(_put_message, message))
+        return await self._submit(partial(_put_message, message, self._unread))
 
     async def take_messages(self, recipient_id: int) -> list[PrivateMessage]:
-        return await self._submit(partial(_take_messages, recipient_id))
+        return await self._submit(partial(_take_messages, recipient_id, self._unread))
 
     async def count_messages(self, recipient_id: int) -> int:
-        return await self._submit(partial(_count_messages, recipient_id))
+        return await self._submit(partial(_count_messages, recipient_id, self._unread))
 
     def discard_messages(self, recipient_id: int) -> None:
-        self._submit(partial(_discard_messages, recipient_id), answer=False)
+        self._submit(partial(_discard_messages, recipient_id, self._unread), answer=False)
 
     async def add_account(self, account: Account) -> None:
         await self._submit(partial(_add_account, account))
@@ -248,16 +252,20 @@ class SqliteStore:
 # The work itself, run in the writer thread inside a transaction
 
 
-def _put_message(message: PrivateMessage, db: sqlite3.Connection) -> int:
+def _put_message(message: PrivateMessage, unread: dict[int, int], db: sqlite3.Connection) -> int:
+    count = _count_messages(message.recipient_id, unread, db)
     db.execute(
         "INSERT INTO messages (recipient_id, sender_id, sender_name, text, time)"
         " VALUES (?, ?, ?, ?, ?)",
         (message.recipient_id, message.sender.id, message.sender.name, message.text, message.time),
     )
-    return _count_messages(message.recipient_id, db)
+    unread[message.recipient_id] = count + 1
+    return count + 1
 
 
-def _take_messages(recipient_id: int, db: sqlite3.Connection) -> list[PrivateMessage]:
+def _take_messages(
+    recipient_id: int, unread: dict[int, int], db: sqlite3.Connection
+) -> list[PrivateMessage]:
     rows = db.execute(
         "SELECT seq, sender_id, sender_name, text, time FROM messages"
         " WHERE recipient_id = ? ORDER BY seq",
@@ -270,12 +278,16 @@ def _take_messages(recipient_id: int, db: sqlite3.Connection) -> list[PrivateMes
     return [PrivateMessage(recipient_id, UserRef(i, n), t, at) for _, i, n, t, at in rows]
 
 
-def _count_messages(recipient_id: int, db: sqlite3.Connection) -> int:
-    query = "SELECT count(*) FROM messages WHERE recipient_id = ?"
-    return db.execute(query, (recipient_id,)).fetchone()[0]
+def _count_messages(recipient_id: int, unread: dict[int, int], db: sqlite3.Connection) -> int:
+    count = unread.get(recipient_id)
+    if count is None:
+        query = "SELECT count(*) FROM messages WHERE recipient_id = ?"
+        count = unread[recipient_id] = db.execute(query, (recipient_id,)).fetchone()[0]
+    return count
 
 
-def _discard_messages(recipient_id: int, db: sqlite3.Connection) -> None:
+def _discard_messages(recipient_id: int, unread: dict[int, int], db: sqlite3.Connection) -> None:
+    unread.pop(recipient_id, None)
     db.execute("DELETE FROM messages WHERE recipient_id = ?", (recipient_id,))
 
 

@@ -56,6 +56,8 @@ _LIMIT_OPTIONS = (
     ("ping-timeout", "ping_timeout", at_least(0.001, float), "Seconds to answer a ping."),
     ("max-connections", "max_connections", at_least(1), "Connections in all."),
     ("max-per-address", "max_per_address", at_least(1), "Connections from one address."),
+    ("login-delay-cap", "login_delay_cap", at_least(0, float), "Most seconds a login waits."),
+    ("login-memory", "login_memory", at_least(1, float), "Seconds wrong passwords count."),
 )
 
 
@@ -104,6 +106,7 @@ class ServerService(MultiService):
     def __init__(self, factory: ServerFactory, store: Store, reactor: Any) -> None:
         super().__init__()
         self.factory, self.store, self._reactor = factory, store, reactor
+        self._stopping = False
 
     def startService(self) -> None:
         super().startService()
@@ -113,7 +116,13 @@ class ServerService(MultiService):
         # twistd re-raises the signal after a clean stop, which ends the process
         # with a failure status; an orderly shutdown should end it with 0.
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self._reactor.callFromThread(self._reactor.stop))
+            signal.signal(signum, lambda *_: self._reactor.callFromThread(self._stop_once))
+
+    def _stop_once(self) -> None:
+        # A second signal while stopping changes nothing (reactor.stop would raise).
+        if not self._stopping:
+            self._stopping = True
+            self._reactor.stop()
 
     def stopService(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._stop())

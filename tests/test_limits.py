@@ -51,3 +51,18 @@ def test_a_right_password_clears_the_names_count_but_not_the_addresses():
     throttle.succeeded(("nina",))
     assert throttle.delay(("nina", "address 10.0.0.2"), 0.0) == 0.0
     assert throttle.delay(("ana", "address 10.0.0.1"), 0.0) == 1.0
+
+
+def test_thousands_of_wrong_passwords_still_give_a_capped_wait():
+    throttle = LoginThrottle(Limits(login_delay_cap=30.0))
+    for _ in range(2000):
+        throttle.failed(("nina",), 0.0)
+    assert throttle.delay(("nina",), 0.0) == 30.0
+
+
+def test_old_failures_are_swept_so_guessing_many_names_costs_no_memory():
+    throttle = LoginThrottle(Limits(login_memory=60.0))
+    for n in range(10_000):
+        throttle.failed((f"name{n}",), 0.0)
+    throttle.failed(("late",), 100.0)
+    assert set(throttle._failures) == {"late"}

@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.task import Clock
 
-from tcpmsg.protocols.outbox import TurnWriter, nothing_queued, send_now
+from tcpmsg.protocols.outbox import Outbox, TurnWriter, queued_bytes, send_now
 
 
 class CountingTransport:
@@ -23,29 +23,66 @@ class CountingTransport:
         self.writes.append(data)
 
 
+def outbox_for(
+    writer: TurnWriter, allowed: list[int] | None = None
+) -> tuple[Outbox, CountingTransport]:
+    transport = CountingTransport()
+    seen = [] if allowed is None else allowed
+    return Outbox(transport, writer, lambda size: seen.append(size) or True), transport
+
+
 def test_a_turns_lines_for_one_connection_go_out_in_one_write_at_its_end():
-    clock, a, b = Clock(), CountingTransport(), CountingTransport()
+    clock = Clock()
     writer = TurnWriter(clock)
+    (a, a_out), (b, b_out) = outbox_for(writer), outbox_for(writer)
     for line in (b"1\n", b"2\n", b"3\n"):
-        writer.write(a, line)
-    writer.write(b, b"x\n")
-    assert a.writes == b.writes == []
+        a.add(line)
+    b.add(b"x\n")
+    assert a_out.writes == b_out.writes == []
     clock.advance(0)
-    assert a.writes == [b"1\n2\n3\n"]
-    assert b.writes == [b"x\n"]
-    writer.write(a, b"4\n")
+    assert a_out.writes == [b"1\n2\n3\n"]
+    assert b_out.writes == [b"x\n"]
+    a.add(b"4\n")
     clock.advance(0)
-    assert a.writes[-1] == b"4\n"
+    assert a_out.writes[-1] == b"4\n"
+
+
+def test_appending_to_a_waiting_outbox_directly_is_the_same_as_adding():
+    clock = Clock()
+    writer = TurnWriter(clock)
+    outbox, transport = outbox_for(writer)
+    outbox.add(b"first\n")
+    outbox.chunks.append(b"fast\n")
+    clock.advance(0)
+    assert transport.writes == [b"first\nfast\n"]
+    assert outbox.chunks == []
+
+
+def test_every_byte_is_shown_to_the_send_queue_which_may_refuse():
+    clock = Clock()
+    writer = TurnWriter(clock)
+    refused = CountingTransport()
+    outbox = Outbox(refused, writer, lambda size: False)
+    outbox.add(b"too much\n")
+    clock.advance(0)
+    assert refused.writes == []
+    sizes: list[int] = []
+    counted, _ = outbox_for(writer, sizes)
+    counted.add(b"12345\n")
+    counted.add(b"67\n")
+    clock.advance(0)
+    assert sizes == [9]
 
 
 def test_what_is_owed_goes_out_before_a_close_and_nothing_after_forgetting():
-    clock, transport = Clock(), CountingTransport()
+    clock = Clock()
     writer = TurnWriter(clock)
-    writer.write(transport, b"bye\n")
-    writer.flush_one(transport)
+    outbox, transport = outbox_for(writer)
+    outbox.add(b"bye\n")
+    outbox.flush()
     assert transport.writes == [b"bye\n"]
-    writer.write(transport, b"late\n")
-    writer.forget(transport)
+    outbox.add(b"late\n")
+    outbox.forget()
     clock.advance(0)
     assert transport.writes == [b"bye\n"]
 
@@ -83,11 +120,11 @@ async def tcp_pair():
 async def test_with_nothing_queued_the_bytes_go_straight_to_the_socket():
     port, server, client = await tcp_pair()
     try:
-        assert nothing_queued(server.transport)
+        assert queued_bytes(server.transport) == 0
         client.expected = 6
         send_now(server.transport, b"hello\n")
         # Nothing was left for Twisted to send on a later turn.
-        assert nothing_queued(server.transport)
+        assert queued_bytes(server.transport) == 0
         assert await client.enough == b"hello\n"
     finally:
         server.transport.loseConnection()
@@ -99,7 +136,7 @@ async def test_with_bytes_queued_new_bytes_wait_behind_them_in_order():
     port, server, client = await tcp_pair()
     try:
         server.transport.write(b"first ")
-        assert not nothing_queued(server.transport)
+        assert queued_bytes(server.transport) == len(b"first ")
         client.expected = len(b"first second\n")
         send_now(server.transport, b"second\n")
         assert await client.enough == b"first second\n"

@@ -6,11 +6,17 @@ import json
 from unittest.mock import ANY
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.logger import capturedLogs
 
+from tcpmsg.hub import Hub
 from tcpmsg.menu import MENU
 from tcpmsg.protocols import wire
+from tcpmsg.protocols.limits import Limits
+from tcpmsg.protocols.server import ServerFactory
 from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+from tcpmsg.store import MemoryStore
+from tests.conftest import LineClient
 
 NOW = "2026-11-24T17:45:00.000Z"
 
@@ -717,3 +723,47 @@ def test_wrong_passwords_slow_the_next_try(connect, clock):
     assert guesser.lines() == []
     clock.advance(0.1)
     assert guesser.lines()[0]["registered"] is True
+
+
+def test_garbage_costs_tokens_too_so_a_garbage_flood_is_closed(connect, limits):
+    jose = connect("Jose")
+    replies = jose.feed(b"not json\n" * (limits.burst + limits.flood_strikes))
+    assert replies[0]["error"] == "bad_json"
+    assert replies[-1]["error"] == "rate_limited"
+    assert jose.closed
+
+
+def test_a_paused_client_owed_too_much_in_a_single_turn_is_cut(hub, clock):
+    limits = Limits(burst=10_000, rate=10_000.0)
+    factory = ServerFactory(hub, limits, clock)
+    jose, ana = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    ana.hello("Ana")
+    jose.send("create", channel="c")
+    ana.send("join", channel="c")
+    jose.lines(), ana.lines()
+    ana.protocol.pauseProducing()
+    said = json.dumps({"op": "say", "channel": "c", "text": "x" * 3000}).encode() + b"\n"
+    jose.protocol.dataReceived(said * (limits.sendq // 3000 + 1))  # one read, one turn
+    clock.advance(0)
+    assert ana.transport.disconnected
+
+
+def test_a_shutdown_answers_requests_in_flight_before_it_closes(clock):
+    gate: Deferred[None] = Deferred()
+
+    class SlowStore(MemoryStore):
+        async def take_messages(self, recipient_id: int):
+            await gate
+            return await super().take_messages(recipient_id)
+
+    factory = ServerFactory(Hub(SlowStore(), clock=clock.seconds), Limits(), clock)
+    nina = LineClient(factory, 1)
+    nina.hello("Nina")
+    assert nina.send("inbox", id=7) == []
+    Deferred.fromCoroutine(factory.shut_down())
+    assert nina.lines() == [{"event": "shutdown", "message": "the server is going down"}]
+    assert not nina.transport.disconnecting
+    gate.callback(None)
+    assert nina.lines() == [{"reply": "inbox", "id": 7, "messages": []}]
+    assert nina.transport.disconnecting

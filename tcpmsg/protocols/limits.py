@@ -80,6 +80,9 @@ class Admission:
             del self.per_address[address]
 
 
+_SWEEP_AT = 10_000
+
+
 class LoginThrottle:
     """Wrong passwords, per name and per address, each make the next try wait longer."""
 
@@ -92,11 +95,19 @@ class LoginThrottle:
         failures = max((self._count(key, now) for key in keys), default=0)
         if not failures:
             return 0.0
-        return min(2.0 ** (failures - 1), self._limits.login_delay_cap)
+        # The exponent is capped too: 2.0 ** 1025 overflows.
+        return min(2.0 ** min(failures - 1, 62), self._limits.login_delay_cap)
 
     def failed(self, keys: tuple[str, ...], now: float) -> None:
+        if len(self._failures) >= _SWEEP_AT:
+            self._forget_old(now)
         for key in keys:
             self._failures[key] = (self._count(key, now) + 1, now)
+
+    def _forget_old(self, now: float) -> None:
+        """Failures long past are dropped, so guessing at many names costs no memory."""
+        memory = self._limits.login_memory
+        self._failures = {k: v for k, v in self._failures.items() if now - v[1] <= memory}
 
     def succeeded(self, keys: tuple[str, ...]) -> None:
         for key in keys:

@@ -15,25 +15,22 @@ Twisted upgrade that changes them fails there, not in the server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import tcp
 
 
-def nothing_queued(transport: Any) -> bool:
-    """Whether a plain TCP connection holds no bytes of ours yet to be sent."""
-    return (
-        isinstance(transport, tcp.Connection)
-        and transport.connected
-        and not transport.disconnecting
-        and len(transport.dataBuffer) == transport.offset
-        and not transport._tempDataLen
-    )
+def queued_bytes(transport: Any) -> int | None:
+    """Bytes Twisted holds for a plain TCP connection, not yet sent; None for other transports."""
+    if not isinstance(transport, tcp.Connection):
+        return None
+    return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
 def send_now(transport: Any, data: bytes) -> None:
     """Send ``data`` in order after anything already queued; to the socket if nothing is."""
-    if nothing_queued(transport):
+    if queued_bytes(transport) == 0 and transport.connected and not transport.disconnecting:
         try:
             sent = transport.socket.send(data)
         except (BlockingIOError, InterruptedError):
@@ -46,37 +43,60 @@ def send_now(transport: Any, data: bytes) -> None:
         transport.write(data)
 
 
+class Outbox:
+    """What one connection is owed this turn.
+
+    ``chunks`` is non-empty exactly while the outbox waits for the turn's end, so
+    a sender that finds it non-empty may append to it directly: the fan-out's
+    fast path. ``before_send`` sees every byte before it goes, and may refuse.
+    """
+
+    __slots__ = ("before_send", "chunks", "transport", "writer")
+
+    def __init__(
+        self, transport: Any, writer: TurnWriter, before_send: Callable[[int], bool]
+    ) -> None:
+        self.transport = transport
+        self.writer = writer
+        self.before_send = before_send
+        self.chunks: list[bytes] = []
+
+    def add(self, data: bytes) -> None:
+        if not self.chunks:
+            self.writer.due(self)
+        self.chunks.append(data)
+
+    def held(self) -> int:
+        return sum(map(len, self.chunks))
+
+    def flush(self) -> None:
+        """Send what is owed now: at the turn's end, or before a close."""
+        chunks = self.chunks
+        if not chunks:
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        if self.before_send(len(data)):
+            send_now(self.transport, data)
+
+    def forget(self) -> None:
+        """A connection that is gone, or cut, is owed nothing."""
+        self.chunks.clear()
+
+
 class TurnWriter:
-    """One write per connection per reactor turn, shared by every connection of a factory."""
+    """Flushes every outbox with something owed at the end of the reactor turn."""
 
     def __init__(self, clock: Any) -> None:
         self._clock = clock
-        self._owed: dict[Any, list[bytes]] = {}
-        self._scheduled = False
+        self._due: list[Outbox] = []
 
-    def write(self, transport: Any, data: bytes) -> None:
-        chunks = self._owed.get(transport)
-        if chunks is None:
-            self._owed[transport] = [data]
-            if not self._scheduled:
-                self._scheduled = True
-                self._clock.callLater(0, self.flush)
-        else:
-            chunks.append(data)
+    def due(self, outbox: Outbox) -> None:
+        if not self._due:
+            self._clock.callLater(0, self.flush)
+        self._due.append(outbox)
 
     def flush(self) -> None:
-        """Hand every connection what it is owed: the end of the turn."""
-        self._scheduled = False
-        owed, self._owed = self._owed, {}
-        for transport, chunks in owed.items():
-            send_now(transport, chunks[0] if len(chunks) == 1 else b"".join(chunks))
-
-    def flush_one(self, transport: Any) -> None:
-        """Before a connection is closed: what it is owed goes first."""
-        chunks = self._owed.pop(transport, None)
-        if chunks:
-            send_now(transport, b"".join(chunks))
-
-    def forget(self, transport: Any) -> None:
-        """A connection that is gone is owed nothing."""
-        self._owed.pop(transport, None)
+        due, self._due = self._due, []
+        for outbox in due:
+            outbox.flush()

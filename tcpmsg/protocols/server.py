@@ -25,7 +25,7 @@ from tcpmsg.hub import Hub, User
 from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Admission, Limits, LoginThrottle, TokenBucket
-from tcpmsg.protocols.outbox import TurnWriter
+from tcpmsg.protocols.outbox import Outbox, TurnWriter, queued_bytes
 
 log = Logger()
 
@@ -118,6 +118,8 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self._paused = False
         self._owed = 0
         self._cut: Any = None
+        self._in_flight = 0
+        self._shutting_down = False
 
     @property
     def limits(self) -> Limits:
@@ -137,6 +139,8 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         if hasattr(self.transport, "setTcpNoDelay"):
             # Lines are small and latency matters: no Nagle delay waiting for an ACK.
             self.transport.setTcpNoDelay(True)
+        self.outbox = Outbox(self.transport, self.factory.writer, self._may_send)
+        self._chunks = self.outbox.chunks
         refusal = self.factory.admission.admit(self._address)
         if refusal is not None:
             self._close(TooManyConnections(refusal))
@@ -153,7 +157,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self.setTimeout(None)
         if self._cut is not None and self._cut.active():
             self._cut.cancel()
-        self.factory.writer.forget(self.transport)
+        self.outbox.forget()
         if self._admitted:
             self.factory.admission.release(self._address)
             self.factory.sessions.discard(self)
@@ -164,18 +168,37 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self.lost.callback(None)
 
     def deliver(self, event: Event) -> None:
-        self._send(self.factory.encode_event(event))
+        line = self.factory.encode_event(event)
+        chunks = self._chunks
+        if chunks:
+            # Already owed something this turn: the fan-out's fast path.
+            chunks.append(line)
+        else:
+            self._send(line)
 
     def _send(self, line: bytes) -> None:
-        """Every byte for the client goes here, so the send queue sees all of it."""
+        """Every line for the client is added to its outbox here, or in ``deliver``."""
         if self._closing:
             return
-        if self._paused:
-            self._owed += len(line)
-            if self._owed > self.limits.sendq:
-                self._close(SlowReader(f"more than {self.limits.sendq} bytes unread"), abort=True)
-                return
-        self.factory.writer.write(self.transport, line)
+        self.outbox.add(line)
+        if len(self._chunks) % 64 == 0 and self.outbox.held() > self.limits.sendq:
+            # A single turn owing this much (replies to a burst of requests) is cut at once.
+            self._may_send(0)
+
+    def _may_send(self, size: int) -> bool:
+        """Whether ``size`` more bytes fit the client's send queue; if not, cut it."""
+        queued = queued_bytes(self.transport)
+        if queued is None:
+            # Not plain TCP (TLS, or a test's transport): count what was written since
+            # Twisted asked us to pause.
+            if self._paused:
+                self._owed += size
+            queued, size = self._owed if self._paused else 0, 0
+        held = self.outbox.held()
+        if queued + size + held > self.limits.sendq:
+            self._close(SlowReader(f"more than {self.limits.sendq} bytes unread"), abort=True)
+            return False
+        return True
 
     def _close(self, error: TcpmsgError, abort: bool = False) -> None:
         """Say why, once in the log and, where it can still be written, to the client; close."""
@@ -184,24 +207,32 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self._closing = True
         log.warn("{peer} closed: {reason}", peer=self.peer, reason=error.message)
         if abort:
-            self.factory.writer.forget(self.transport)
+            self.outbox.forget()
             self.transport.abortConnection()
         else:
             self._say_goodbye(wire.encode_error(error.code, error.message))
 
     def shut_down(self, message: str) -> None:
-        """The server is going down: say so, then close."""
-        if not self._closing:
+        """The server is going down: say so, read no more, answer what is in flight, close."""
+        if self._closing or self._shutting_down:
+            return
+        self._shutting_down = True
+        self.transport.pauseProducing()
+        self._send(wire.encode({"event": "shutdown", "message": message}))
+        if not self._in_flight:
             self._closing = True
-            self._say_goodbye(wire.encode({"event": "shutdown", "message": message}))
+            self._hang_up()
 
     def _say_goodbye(self, line: bytes) -> None:
-        self.factory.writer.write(self.transport, line)
+        self.outbox.add(line)
         self._hang_up()
 
     def _hang_up(self) -> None:
         """Close once what the client is owed has gone out."""
-        self.factory.writer.flush_one(self.transport)
+        self.outbox.flush()
+        if self._admitted:
+            # A registered producer would hold the close open (TLS waits for it to go).
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
         # A client that does not read would keep a closing connection open for good.
         self._cut = self.callLater(CLOSE_GRACE, self.transport.abortConnection)
@@ -240,6 +271,8 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
     # Framing
 
     def dataReceived(self, data: bytes) -> None:
+        if self._closing or self._shutting_down:
+            return
         if self.user is not None:
             # Anything heard counts as an answer to a ping; before hello, the deadline stands.
             if self._pinged:
@@ -249,7 +282,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
                 self.resetTimeout()
         # LineReceiver drops the connection on an overlong line; we answer it with
         # an error, skip to the next newline and read on from there.
-        while data and not self.transport.disconnecting:
+        while data and not self.transport.disconnecting and not self._closing:
             if self._discarding:
                 _, newline, data = data.partition(self.delimiter)
                 if not newline:
@@ -282,27 +315,38 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
             return
         op = request_id = None
         try:
-            request = wire.decode_request(line)
-            request_id = request.id
-            if not isinstance(request.op, str):
-                raise BadRequest("'op' must be a string naming the operation")
-            op = request.op
-            handler = getattr(self, "op_" + op, None)
-            if handler is None:
-                raise UnknownOp(f"there is no operation {op!r}")
-            if self.user is None and op not in _BEFORE_HELLO:
-                raise NotLoggedIn("say hello with your name first")
-            self._check_rate()
+            try:
+                request = wire.decode_request(line)
+                request_id = request.id
+                if not isinstance(request.op, str):
+                    raise BadRequest("'op' must be a string naming the operation")
+                op = request.op
+                handler = getattr(self, "op_" + op, None)
+                if handler is None:
+                    raise UnknownOp(f"there is no operation {op!r}")
+                if self.user is None and op not in _BEFORE_HELLO:
+                    raise NotLoggedIn("say hello with your name first")
+            finally:
+                # Every line costs a token, readable or not: garbage is a flood too.
+                self._check_rate()
             result = handler(request)
         except Exception:
             self._fail(Failure(), op, request_id)
             return
         if isinstance(result, Deferred):
+            self._in_flight += 1
             result.addCallbacks(
                 self._reply, self._fail, (op, request_id), errbackArgs=(op, request_id)
             )
+            result.addBoth(self._landed)
         else:
             self._reply(result, op, request_id)
+
+    def _landed(self, _: object) -> None:
+        self._in_flight -= 1
+        if self._shutting_down and not self._in_flight and not self._closing:
+            self._closing = True
+            self._hang_up()
 
     def _check_rate(self) -> None:
         wait = self._bucket.take(self._now())
