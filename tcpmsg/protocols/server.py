@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -103,7 +103,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
     def __init__(self) -> None:
         self.user: User | None = None
         self.peer = "?"
-        self.lost: Deferred[None] = Deferred()
+        self._lost: Deferred[None] | None = None
         self._address = ""
         self._admitted = False
         self._greeting = False
@@ -149,8 +149,9 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self.factory.sessions.add(self)
         self.transport.registerProducer(self, True)
         self._bucket = TokenBucket(self.limits.burst, self.limits.rate, self._now())
+        # Not logged here: hello logs who it is, and a close logs why. A line less per
+        # connection is a tenth of the connection rate.
         self.setTimeout(self.limits.handshake_timeout)
-        log.info("{peer} connected", peer=self.peer)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._gone = True
@@ -165,7 +166,8 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
                 reason_given = "quit" if self._quitting else "disconnected"
                 self.factory.hub.disconnect(self.user, reason_given)
             log.info("{peer} disconnected", peer=self.peer)
-        self.lost.callback(None)
+        if self._lost is not None:
+            self._lost.callback(None)
 
     def deliver(self, event: Event) -> None:
         line = self.factory.encode_event(event)
@@ -211,6 +213,14 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
             self.transport.abortConnection()
         else:
             self._say_goodbye(wire.encode_error(error.code, error.message))
+
+    def when_lost(self) -> Deferred[None]:
+        """Fires when the connection is gone (made only when asked: most never are)."""
+        if self._gone:
+            return succeed(None)
+        if self._lost is None:
+            self._lost = Deferred()
+        return self._lost
 
     def shut_down(self, message: str) -> None:
         """The server is going down: say so, read no more, answer what is in flight, close."""
@@ -518,4 +528,4 @@ class ServerFactory(Factory):
         for session in sessions:
             session.shut_down(message)
         for session in sessions:
-            await session.lost
+            await session.when_lost()

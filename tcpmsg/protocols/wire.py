@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from tcpmsg.errors import BadRequest, TcpmsgError
@@ -146,8 +147,16 @@ def encode_error(
 
 def iso_time(seconds: float) -> str:
     """UTC, ISO 8601, to the millisecond: ``2026-11-24T17:45:03.120Z``."""
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    whole = int(seconds)
+    millis = int((seconds - whole) * 1000)
+    return f"{_second(whole)}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4)
+def _second(whole: int) -> str:
+    # Formatting a datetime per line said was a tenth of the fan-out's time; a second
+    # is formatted once, however many lines it holds.
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def user(ref: UserRef) -> dict[str, Any]:
