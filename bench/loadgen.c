@@ -191,6 +191,34 @@ static void drain(conn_t *c, on_line line, void *ctx) {
     memmove(c->buf, start, c->len);
 }
 
+/* Keep every sender's window full and read until the deadline: the loop of fan-out and pm.
+ * `next` writes one message for sender s and returns its length. */
+typedef int (*next_message)(char *out, int s, long seq);
+
+static double run_windowed(conn_t *senders_conns, int senders, long *inflight, int window,
+                           double seconds, int ep, next_message next, on_line line, void *ctx,
+                           double *cpu) {
+    struct epoll_event ev[256];
+    char *out = malloc(window * 200);
+    long seq = 0;
+    double cpu0 = cpu_seconds(), t0 = mono(), deadline = t0 + seconds;
+    while (mono() < deadline) {
+        for (int s = 0; s < senders; s++) {
+            int len = 0;
+            while (inflight[s] < window) {
+                len += next(out + len, s, seq++);
+                inflight[s]++;
+            }
+            if (len) send_all(senders_conns[s].fd, out, len);
+        }
+        int k = epoll_wait(ep, ev, 256, 10);
+        for (int i = 0; i < k; i++) drain(ev[i].data.ptr, line, ctx);
+    }
+    free(out);
+    *cpu = cpu_seconds() - cpu0;
+    return mono() - t0;
+}
+
 /* Scenario 1: fan-out. */
 typedef struct { long deliveries; long *inflight; } fanout_t;
 
@@ -202,29 +230,15 @@ static void fanout_line(conn_t *c, const char *l, size_t n, void *ctx) {
     if (c->observer) f->inflight[atoi(text)]--;
 }
 
+static int next_said(char *out, int s, long seq) { return say(out, s, seq, 0, "fan-out"); }
+
 static void fanout(int n, int senders, int window, double seconds) {
     conn_t *all = members(n);
     fanout_t f = {0, calloc(senders, sizeof(long))};
     all[senders].observer = 1;
     for (int s = 0; s < senders; s++) all[s].sender = s;
-    int ep = epoll_all(all, n);
-    struct epoll_event ev[256];
-    char *out = malloc(window * 200);
-    long seq = 0;
-    double cpu0 = cpu_seconds(), t0 = mono(), deadline = t0 + seconds;
-    while (mono() < deadline) {
-        for (int s = 0; s < senders; s++) {
-            int len = 0;
-            while (f.inflight[s] < window) {
-                len += say(out + len, s, seq++, 0, "fan-out");
-                f.inflight[s]++;
-            }
-            if (len) send_all(all[s].fd, out, len);
-        }
-        int k = epoll_wait(ep, ev, 256, 10);
-        for (int i = 0; i < k; i++) drain(ev[i].data.ptr, fanout_line, &f);
-    }
-    double elapsed = mono() - t0, cpu = cpu_seconds() - cpu0;
+    double cpu, elapsed = run_windowed(all, senders, f.inflight, window, seconds, epoll_all(all, n),
+                                       next_said, fanout_line, &f, &cpu);
     printf("{\"scenario\":\"fanout\",\"value\":%.0f,\"unit\":\"deliveries/s\",\"seconds\":%.3f,"
            "\"loadgen_cpu\":%.3f}\n", f.deliveries / elapsed, elapsed, cpu / elapsed);
 }
@@ -367,6 +381,11 @@ static void pm_line(conn_t *c, const char *l, size_t n, void *ctx) {
     else if (memmem(l, n, "\"error\"", 7)) { p->refused++; p->inflight[c->sender]--; }
 }
 
+static int next_private(char *out, int s, long seq) {
+    (void)s;
+    return sprintf(out, "{\"op\":\"send\",\"to\":\"Recipient\",\"text\":\"m%ld\"}\n", seq);
+}
+
 static void pm(int senders, int window, double seconds) {
     int n = senders + 1;
     conn_t *all = calloc(n, sizeof(conn_t));
@@ -378,25 +397,8 @@ static void pm(int senders, int window, double seconds) {
         sign_in(&all[i], name);
     }
     pm_t p = {0, 0, calloc(senders, sizeof(long))};
-    int ep = epoll_all(all, n);
-    struct epoll_event ev[256];
-    char *out = malloc(window * 200);
-    long seq = 0;
-    double cpu0 = cpu_seconds(), t0 = mono(), deadline = t0 + seconds;
-    while (mono() < deadline) {
-        for (int s = 0; s < senders; s++) {
-            int len = 0;
-            while (p.inflight[s] < window) {
-                len += sprintf(out + len,
-                               "{\"op\":\"send\",\"to\":\"Recipient\",\"text\":\"m%ld\"}\n", seq++);
-                p.inflight[s]++;
-            }
-            if (len) send_all(all[s + 1].fd, out, len);
-        }
-        int k = epoll_wait(ep, ev, 256, 10);
-        for (int i = 0; i < k; i++) drain(ev[i].data.ptr, pm_line, &p);
-    }
-    double elapsed = mono() - t0, cpu = cpu_seconds() - cpu0;
+    double cpu, elapsed = run_windowed(all + 1, senders, p.inflight, window, seconds,
+                                       epoll_all(all, n), next_private, pm_line, &p, &cpu);
     printf("{\"scenario\":\"pm\",\"value\":%.0f,\"unit\":\"acks/s\",\"refused\":%ld,\"seconds\":%.3f,"
            "\"loadgen_cpu\":%.3f}\n", p.acks / elapsed, p.refused, elapsed, cpu / elapsed);
 }

@@ -71,6 +71,12 @@ class ServerProcess:
         self._reader.join(PATIENCE)
 
 
+def resident_kib(pid: int) -> int:
+    """A process's resident memory, from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+
 @contextmanager
 def running_server(workdir: Path, *args: str) -> Iterator[ServerProcess]:
     server = ServerProcess(workdir, *args)

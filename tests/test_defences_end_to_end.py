@@ -8,15 +8,7 @@ import socket
 import pytest_twisted
 from twisted.internet.defer import DeferredList
 
-from tests.realserver import connect_client, running_server
-
-
-def resident_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+from tests.realserver import connect_client, resident_kib, running_server
 
 
 @pytest_twisted.ensureDeferred

@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest_twisted
 from twisted.internet.defer import Deferred, DeferredList
 
-from tests.realserver import LineClient, connect_client, running_server
+from tests.realserver import LineClient, connect_client, resident_kib, running_server
 
 WAVES, CLIENTS, LINES = 4, 200, 3
-
-
-def resident_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
 
 
 async def one_visit(port: int, wave: int, n: int) -> LineClient:
