@@ -366,10 +366,10 @@ static void idle(int n) {
     conn_t *c = malloc(sizeof(conn_t));
     int *fds = malloc(n * sizeof(int));
     char name[32];
-    /* Greet in blocks of 500, then wait for the block: all at once, without holding a
-     * read buffer per connection. */
-    for (int first = 0; first < n; first += 500) {
-        int last = first + 500 < n ? first + 500 : n;
+    /* Greet in blocks, then wait for the block: many at once without holding a read
+     * buffer per connection, and few enough for a listen backlog of 50. */
+    for (int first = 0; first < n; first += 40) {
+        int last = first + 40 < n ? first + 40 : n;
         for (int i = first; i < last; i++) {
             fds[i] = dial(0);
             snprintf(name, sizeof name, "i%d", i);

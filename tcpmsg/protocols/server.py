@@ -195,7 +195,8 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
             # Twisted asked us to pause.
             if self._paused:
                 self._owed += size
-            queued, size = self._owed if self._paused else 0, 0
+            queued = self._owed if self._paused else 0
+            size = 0  # counted in _owed already
         held = self.outbox.held()
         if queued + size + held > self.limits.sendq:
             self._close(SlowReader(f"more than {self.limits.sendq} bytes unread"), abort=True)
