@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import select
 import shutil
 import socket
 import statistics
@@ -157,10 +158,13 @@ def idle_memory(run: Running, protocol: str, connections: int) -> dict:
         text=True,
         preexec_fn=raise_file_limit,
     )
-    ready = holder.stdout.readline()
+    # Bounded like every other scenario: a server that cannot take the handshakes in
+    # two minutes gets a line saying so.
+    ready = select.select([holder.stdout], [], [], 120)[0] and holder.stdout.readline()
     if not ready:
         holder.kill()
-        raise RuntimeError("loadgen could not hold the idle connections")
+        holder.wait()
+        raise RuntimeError(f"{connections} handshaken connections were not ready in 120 s")
     time.sleep(0.5)  # let the server finish the last handshakes' allocations
     after = run.resident_kib()
     holder.stdin.close()
