@@ -100,26 +100,28 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
     delimiter = b"\n"
     factory: ServerFactory
 
-    def __init__(self) -> None:
-        self.user: User | None = None
-        self.peer = "?"
-        self._lost: Deferred[None] | None = None
-        self._address = ""
-        self._admitted = False
-        self._greeting = False
-        self._gone = False
-        self._quitting = False
-        self._closing = False
-        self._discarding = False
-        self._overflow = b""
-        self._oversized = 0
-        self._flood_strikes = 0
-        self._pinged = False
-        self._paused = False
-        self._owed = 0
-        self._cut: Any = None
-        self._in_flight = 0
-        self._shutting_down = False
+    # Per-connection state, defaults at class level: an instance holds only what it
+    # changes, which keeps its __dict__ small (about a third of an idle connection's
+    # memory was this dict grown past Python's shared-key size).
+    user: User | None = None
+    peer = "?"
+    _lost: Deferred[None] | None = None
+    _address = ""
+    _admitted = False
+    _greeting = False
+    _gone = False
+    _quitting = False
+    _closing = False
+    _discarding = False
+    _overflow = b""
+    _oversized = 0
+    _flood_strikes = 0
+    _pinged = False
+    _paused = False
+    _owed = 0
+    _cut: Any = None
+    _in_flight = 0
+    _shutting_down = False
 
     @property
     def limits(self) -> Limits:
