@@ -26,6 +26,19 @@ from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Admission, Limits, LoginThrottle, TokenBucket
 from tcpmsg.protocols.outbox import Outbox, TurnWriter, queued_bytes
+from tcpmsg.protocols.refusals import (
+    AlreadyLoggedIn,
+    HandshakeTimeout,
+    Internal,
+    LineTooLong,
+    NotLoggedIn,
+    PingTimeout,
+    RateLimited,
+    SlowReader,
+    TooManyConnections,
+    UnknownOp,
+    UnsupportedVersion,
+)
 
 log = Logger()
 
@@ -38,55 +51,6 @@ _PING = wire.encode({"event": "ping"})
 # How long a closing connection may take to drain before it is cut.
 CLOSE_GRACE = 5.0
 DEFAULT_JOIN_HISTORY = 20
-
-
-class UnknownOp(TcpmsgError):
-    code = "unknown_op"
-
-
-class NotLoggedIn(TcpmsgError):
-    code = "not_logged_in"
-
-
-class AlreadyLoggedIn(TcpmsgError):
-    code = "already_logged_in"
-
-
-class UnsupportedVersion(TcpmsgError):
-    code = "unsupported_version"
-
-
-class Internal(TcpmsgError):
-    code = "internal"
-
-
-class LineTooLong(TcpmsgError):
-    code = "line_too_long"
-
-
-class RateLimited(TcpmsgError):
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        if retry_after is not None:
-            self.details = {"retry_after": retry_after}
-
-
-class TooManyConnections(TcpmsgError):
-    code = "too_many_connections"
-
-
-class SlowReader(TcpmsgError):
-    code = "sendq_exceeded"
-
-
-class HandshakeTimeout(TcpmsgError):
-    code = "handshake_timeout"
-
-
-class PingTimeout(TcpmsgError):
-    code = "ping_timeout"
 
 
 class ServerProtocol(LineReceiver, TimeoutMixin):
