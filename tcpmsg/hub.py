@@ -26,7 +26,12 @@ from tcpmsg.events import (
     UserRef,
 )
 from tcpmsg.ids import ClientIds
-from tcpmsg.rules import check_channel_name, check_text, check_user_name
+from tcpmsg.rules import (
+    check_channel_name,
+    check_text,
+    check_user_name,
+    looks_like_client_id,
+)
 from tcpmsg.store import Snapshot, Store, StoredChannel
 
 T = TypeVar("T")
@@ -155,7 +160,7 @@ class Hub:
 
     @staticmethod
     def _lookup(who: int | str, by_id: dict[int, T], by_name: dict[str, T]) -> T | None:
-        if isinstance(who, str) and who.isascii() and who.isdigit() and len(who) <= 18:
+        if isinstance(who, str) and looks_like_client_id(who):
             who = int(who)
         if isinstance(who, int):
             return by_id.get(who)

@@ -40,3 +40,8 @@ def check_text(text: str) -> str:
     if _CONTROL.search(text):
         raise BadText("a text is one line of printable characters: no control characters")
     return text
+
+
+def looks_like_client_id(text: str) -> bool:
+    """ASCII digits, short enough for an id: such a text names a client id, never a name."""
+    return text.isascii() and text.isdigit() and len(text) <= 18

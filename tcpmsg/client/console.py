@@ -17,6 +17,7 @@ from twisted.internet.error import ConnectionClosed
 from twisted.python.failure import Failure
 
 from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
+from tcpmsg.rules import looks_like_client_id
 
 # Refusals of hello that another name can mend; any other ends the session.
 _ANOTHER_NAME_MAY_DO = frozenset({"name_taken", "bad_name", "bad_password"})
@@ -196,7 +197,7 @@ class Console:
         port = self.port
         while port is None:
             typed = (await self.ask("Enter the server port: ")).strip()
-            if _is_number(typed) and 0 < int(typed) < 65536:
+            if typed.isascii() and typed.isdigit() and 0 < int(typed) < 65536:
                 port = int(typed)
             else:
                 self.screen.show("A port is a number from 1 to 65535.")
@@ -302,7 +303,7 @@ class Console:
     async def option_send(self) -> None:
         text = await self.ask("Enter your message: ")
         recipient = (await self.ask("Enter recipient id: ")).strip()
-        to: int | str = int(recipient) if _is_number(recipient) else recipient
+        to: int | str = int(recipient) if looks_like_client_id(recipient) else recipient
         if await self._call("send", to=to, text=text) is not None:
             self.screen.show("Message sent!")
 
@@ -386,10 +387,6 @@ def _why(error: Exception) -> str:
     if "certificate verify failed" in str(error):
         return "its certificate did not verify (for a private CA, give it with --ca FILE)"
     return str(error) or type(error).__name__
-
-
-def _is_number(text: str) -> bool:
-    return text.isascii() and text.isdigit()
 
 
 # What replaces a character a terminal would obey rather than print (ESC, CR, BEL...).

@@ -9,10 +9,10 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from tcpmsg.protocols import wire
+from tcpmsg.protocols.keepalive import Keepalive
 
 log = Logger()
 # Answers a server's ping, and asks a silent server whether it is there; no id, no reply kept.
@@ -36,7 +36,7 @@ class Listener(Protocol):
         """The connection is gone, asked for or not."""
 
 
-class ClientProtocol(LineReceiver, TimeoutMixin):
+class ClientProtocol(LineReceiver, Keepalive):
     """Numbers each request, matches the answer by its id, and passes events on.
 
     It answers the server's pings, and pings a server that has been silent for
@@ -57,28 +57,21 @@ class ClientProtocol(LineReceiver, TimeoutMixin):
         self._last_id = 0
         self._pending: dict[int, Deferred[dict[str, Any]]] = {}
         self._lost: Failure | None = None
-        self._pinged = False
 
     def callLater(self, delay: float, call: Any) -> Any:
         return self._clock.callLater(delay, call)
 
     def connectionMade(self) -> None:
-        self.setTimeout(self.ping_after)
+        self.keep_alive()
 
-    def timeoutConnection(self) -> None:
-        if self._pinged:
-            self.transport.abortConnection()
-        else:
-            self._pinged = True
-            self.transport.write(_PING)
-            self.setTimeout(self.ping_timeout)
+    def send_ping(self) -> None:
+        self.transport.write(_PING)
+
+    def give_up(self) -> None:
+        self.transport.abortConnection()
 
     def dataReceived(self, data: bytes) -> None:
-        if self._pinged:
-            self._pinged = False
-            self.setTimeout(self.ping_after)
-        else:
-            self.resetTimeout()
+        self.heard()
         super().dataReceived(data)
 
     def request(self, op: str, **fields: Any) -> Deferred[dict[str, Any]]:

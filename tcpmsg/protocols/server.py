@@ -14,7 +14,6 @@ from twisted.internet.protocol import Factory
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from tcpmsg import __version__
@@ -24,6 +23,7 @@ from tcpmsg.events import Event
 from tcpmsg.hub import Hub, User
 from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols import wire
+from tcpmsg.protocols.keepalive import Keepalive
 from tcpmsg.protocols.limits import Admission, Limits, LoginThrottle, TokenBucket
 from tcpmsg.protocols.outbox import Outbox, TurnWriter, queued_bytes
 from tcpmsg.protocols.refusals import (
@@ -53,7 +53,7 @@ CLOSE_GRACE = 5.0
 DEFAULT_JOIN_HISTORY = 20
 
 
-class ServerProtocol(LineReceiver, TimeoutMixin):
+class ServerProtocol(LineReceiver, Keepalive):
     """One client connection. It is the user's ``Session``: the hub delivers events here.
 
     It is also the transport's producer: when the client stops reading and the
@@ -80,7 +80,6 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
     _overflow = b""
     _oversized = 0
     _flood_strikes = 0
-    _pinged = False
     _paused = False
     _owed = 0
     _cut: Any = None
@@ -90,6 +89,14 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
     @property
     def limits(self) -> Limits:
         return self.factory.limits
+
+    @property
+    def ping_after(self) -> float:
+        return self.limits.ping_after
+
+    @property
+    def ping_timeout(self) -> float:
+        return self.limits.ping_timeout
 
     def callLater(self, delay: float, call: Any) -> Any:
         return self.factory.clock.callLater(delay, call)
@@ -196,7 +203,11 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         self._shutting_down = True
         self.transport.pauseProducing()
         self._send(wire.encode({"event": "shutdown", "message": message}))
-        if not self._in_flight:
+        self._close_once_answered()
+
+    def _close_once_answered(self) -> None:
+        """Going down: close as soon as no request waits for its answer."""
+        if self._shutting_down and not self._in_flight and not self._closing:
             self._closing = True
             self._hang_up()
 
@@ -238,12 +249,14 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
     def timeoutConnection(self) -> None:
         if self.user is None:
             self._close(HandshakeTimeout(f"no hello within {self.limits.handshake_timeout:g} s"))
-        elif not self._pinged:
-            self._pinged = True
-            self._send(_PING)
-            self.setTimeout(self.limits.ping_timeout)
         else:
-            self._close(PingTimeout(f"no answer to a ping in {self.limits.ping_timeout:g} s"))
+            super().timeoutConnection()
+
+    def send_ping(self) -> None:
+        self._send(_PING)
+
+    def give_up(self) -> None:
+        self._close(PingTimeout(f"no answer to a ping in {self.ping_timeout:g} s"))
 
     # Framing
 
@@ -251,12 +264,8 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
         if self._closing or self._shutting_down:
             return
         if self.user is not None:
-            # Anything heard counts as an answer to a ping; before hello, the deadline stands.
-            if self._pinged:
-                self._pinged = False
-                self.setTimeout(self.limits.ping_after)
-            else:
-                self.resetTimeout()
+            # Before hello the handshake's deadline stands, whatever is heard.
+            self.heard()
         # LineReceiver drops the connection on an overlong line; we answer it with
         # an error, skip to the next newline and read on from there.
         while data and not self.transport.disconnecting and not self._closing:
@@ -321,9 +330,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
 
     def _landed(self, _: object) -> None:
         self._in_flight -= 1
-        if self._shutting_down and not self._in_flight and not self._closing:
-            self._closing = True
-            self._hang_up()
+        self._close_once_answered()
 
     def _check_rate(self) -> None:
         wait = self._bucket.take(self._now())
@@ -386,7 +393,7 @@ class ServerProtocol(LineReceiver, TimeoutMixin):
             hub.disconnect(user)
             return {}
         self.user = user
-        self.setTimeout(self.limits.ping_after)
+        self.keep_alive()
         log.info(
             "{peer} is {name} ({client_id})", peer=self.peer, name=user.name, client_id=user.id
         )
