@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from tcpmsg import errors
 from tcpmsg.accounts import Account, check_password, hash_password, verify_password
-from tcpmsg.channels import Channel
+from tcpmsg.channels import EACH_MEMBER, Audience, Channel
 from tcpmsg.events import (
     Closed,
     Event,
@@ -39,7 +39,12 @@ DEFAULT_HISTORY = 100
 
 
 class Session(Protocol):
-    """What a front end gives the hub for each connected user."""
+    """What a front end gives the hub for each connected user.
+
+    A session may also have an ``audience`` (``tcpmsg.channels.Audience``): the
+    front end's own way to deliver channel events to all its members at once.
+    Without one, channel events come through ``deliver`` like the rest.
+    """
 
     def deliver(self, event: Event) -> None:
         """Pass an event on to the user; must not block and must not raise."""
@@ -53,11 +58,12 @@ async def run_here(work: Callable[..., T], *args: Any) -> T:
 class User:
     """A connected user: its session, its channels (by key), whether its name is registered."""
 
-    __slots__ = ("channels", "ref", "registered", "session")
+    __slots__ = ("audience", "channels", "ref", "registered", "session")
 
     def __init__(self, ref: UserRef, session: Session, registered: bool = False) -> None:
         self.ref = ref
         self.session = session
+        self.audience: Audience = getattr(session, "audience", EACH_MEMBER)
         self.registered = registered
         self.channels: dict[str, Channel] = {}
 
@@ -283,11 +289,11 @@ class Hub:
         return channel
 
     def _add_member(self, channel: Channel, user: User) -> None:
-        channel.members[user.id] = user
+        channel.add(user)
         user.channels[channel.key] = channel
 
     def _remove_member(self, channel: Channel, user: User, reason: str) -> None:
-        del channel.members[user.id]
+        channel.remove(user)
         del user.channels[channel.key]
         channel.publish(Left(channel.name, user.ref, reason))
 
@@ -297,6 +303,6 @@ class Hub:
             del member.channels[channel.key]
         owner = channel.members.get(channel.owner.id)
         channel.publish(Closed(channel.name, channel.owner, reason), skip=owner)
-        channel.members.clear()
+        channel.end()
         if channel.kept:
             self._store.drop_channel(channel.name)

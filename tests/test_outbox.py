@@ -143,3 +143,18 @@ async def test_with_bytes_queued_new_bytes_wait_behind_them_in_order():
     finally:
         server.transport.loseConnection()
         await port.stopListening()
+
+
+def test_send_goes_at_once_when_nothing_waits_and_after_what_waits_otherwise():
+    clock = Clock()
+    writer = TurnWriter(clock)
+    seen: list[int] = []
+    outbox, transport = outbox_for(writer, seen)
+    outbox.send(b"now\n")
+    assert transport.writes == [b"now\n"]
+    outbox.add(b"reply\n")
+    outbox.send(b"channel\n")
+    assert transport.writes == [b"now\n"]
+    clock.advance(0)
+    assert transport.writes == [b"now\n", b"reply\nchannel\n"]
+    assert seen == [4, 14]

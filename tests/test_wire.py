@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tcpmsg.errors import BadRequest
 from tcpmsg.events import Said, UserRef
@@ -26,6 +28,32 @@ def test_errors_name_their_code_message_op_and_id():
 
 def test_times_are_utc_iso_8601_to_the_millisecond():
     assert wire.iso_time(1795542300.25) == "2026-11-24T17:45:00.250Z"
+
+
+def test_times_said_twice_in_a_row_read_the_same_and_a_new_time_reads_anew():
+    assert wire.iso_time(1795542300.25) == wire.iso_time(1795542300.25)
+    assert wire.iso_time(1795542301.5) == "2026-11-24T17:45:01.500Z"
+
+
+# Text that UTF-8 can encode: lone surrogates never get past decode_request.
+_text = st.text(st.characters(exclude_categories=("Cs",)))
+
+
+@given(
+    channel=_text,
+    name=_text,
+    text=_text,
+    client_id=st.integers(0, 10**12),
+    seconds=st.floats(0, 4e9),
+)
+def test_a_said_event_is_built_to_the_same_bytes_the_json_encoder_writes(
+    channel, name, text, client_id, seconds
+):
+    said = Said(channel, UserRef(client_id, name), text, seconds)
+    expected = wire.encode(
+        {"event": "said", "channel": channel, **wire.said_line(said)},
+    )
+    assert wire.encode_event(said) == expected
 
 
 def test_the_encoder_encodes_one_event_once_for_many_members(monkeypatch):

@@ -16,7 +16,7 @@ Twisted upgrade that changes them fails there, not in the server.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.internet import tcp
 
@@ -43,6 +43,11 @@ def send_now(transport: Any, data: bytes) -> None:
         transport.write(data)
 
 
+class Flushable(Protocol):
+    def flush(self) -> None:
+        """Send what is held for this turn."""
+
+
 class Outbox:
     """What one connection is owed this turn.
 
@@ -66,6 +71,13 @@ class Outbox:
             self.writer.due(self)
         self.chunks.append(data)
 
+    def send(self, data: bytes) -> None:
+        """Send now, or after what already waits for the turn's end."""
+        if self.chunks:
+            self.chunks.append(data)
+        elif self.before_send(len(data)):
+            send_now(self.transport, data)
+
     def held(self) -> int:
         return sum(map(len, self.chunks))
 
@@ -85,13 +97,13 @@ class Outbox:
 
 
 class TurnWriter:
-    """Flushes every outbox with something owed at the end of the reactor turn."""
+    """Flushes every outbox (or channel fan-out) with something owed at the end of the turn."""
 
     def __init__(self, clock: Any) -> None:
         self._clock = clock
-        self._due: list[Outbox] = []
+        self._due: list[Flushable] = []
 
-    def due(self, outbox: Outbox) -> None:
+    def due(self, outbox: Flushable) -> None:
         if not self._due:
             self._clock.callLater(0, self.flush)
         self._due.append(outbox)

@@ -23,6 +23,7 @@ from tcpmsg.events import Event
 from tcpmsg.hub import Hub, User
 from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols import wire
+from tcpmsg.protocols.fanout import ChannelFanout
 from tcpmsg.protocols.keepalive import Keepalive
 from tcpmsg.protocols.limits import Admission, Limits, LoginThrottle, TokenBucket
 from tcpmsg.protocols.outbox import Outbox, TurnWriter, queued_bytes
@@ -150,6 +151,16 @@ class ServerProtocol(LineReceiver, Keepalive):
             chunks.append(line)
         else:
             self._send(line)
+
+    @property
+    def audience(self) -> ChannelFanout:
+        """Channel lines come through the factory's fan-out, joined once per turn."""
+        return self.factory.fanout
+
+    def take(self, data: bytes) -> None:
+        """A turn's lines from a channel."""
+        if not self._closing and not self._gone:
+            self.outbox.send(data)
 
     def _send(self, line: bytes) -> None:
         """Every line for the client is added to its outbox here, or in ``deliver``."""
@@ -319,14 +330,15 @@ class ServerProtocol(LineReceiver, Keepalive):
         except Exception:
             self._fail(Failure(), op, request_id)
             return
-        if isinstance(result, Deferred):
+        # Checked as a dict first: isinstance against Deferred goes through ABCMeta, slowly.
+        if isinstance(result, dict):
+            self._reply(result, op, request_id)
+        else:
             self._in_flight += 1
             result.addCallbacks(
                 self._reply, self._fail, (op, request_id), errbackArgs=(op, request_id)
             )
             result.addBoth(self._landed)
-        else:
-            self._reply(result, op, request_id)
 
     def _landed(self, _: object) -> None:
         self._in_flight -= 1
@@ -492,6 +504,7 @@ class ServerFactory(Factory):
         self.clock = clock
         self.encode_event = wire.EventEncoder()
         self.writer = TurnWriter(clock)
+        self.fanout = ChannelFanout(self.encode_event, self.writer)
         self.admission = Admission(limits)
         self.login_throttle = LoginThrottle(limits)
         self.sessions: set[ServerProtocol] = set()

@@ -151,9 +151,18 @@ def encode_error(
 
 def iso_time(seconds: float) -> str:
     """UTC, ISO 8601, to the millisecond: ``2026-11-24T17:45:03.120Z``."""
+    global _last_time
+    if seconds == _last_time[0]:
+        # A line said is timed twice, in its event and in the reply to the sayer.
+        return _last_time[1]
     whole = int(seconds)
     millis = int((seconds - whole) * 1000)
-    return f"{_second(whole)}.{millis:03d}Z"
+    text = f"{_second(whole)}.{millis:03d}Z"
+    _last_time = (seconds, text)
+    return text
+
+
+_last_time: tuple[float, str] = (-1.0, "")
 
 
 @lru_cache(maxsize=4)
@@ -174,6 +183,21 @@ def private_message(message: PrivateMessage) -> dict[str, Any]:
 def said_line(said: Said) -> dict[str, Any]:
     """A line said in a channel, as a join's history lists it."""
     return {"from": user(said.sender), "text": said.text, "time": iso_time(said.time)}
+
+
+# Writes a str as a quoted JSON string, as _ENCODER does (C, non-ASCII kept).
+_quote = json.encoder.encode_basestring
+
+
+def _encode_said(said: Said) -> bytes:
+    # The fan-out's hot path, so built from its parts: the same bytes as encode() writes
+    # for the dict below (a test holds them equal), at a third of the cost.
+    sender = said.sender
+    return (
+        f'{{"event":"said","channel":{_quote(said.channel)},'
+        f'"from":{{"id":{sender.id},"name":{_quote(sender.name)}}},'
+        f'"text":{_quote(said.text)},"time":"{iso_time(said.time)}"}}\n'
+    ).encode()
 
 
 _EVENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
@@ -200,6 +224,8 @@ _EVENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
 
 
 def encode_event(event: Event) -> bytes:
+    if type(event) is Said:
+        return _encode_said(event)
     return encode(_EVENTS[type(event)](event))
 
 
