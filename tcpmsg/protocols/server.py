@@ -65,27 +65,50 @@ class ServerProtocol(LineReceiver, Keepalive):
     delimiter = b"\n"
     factory: ServerFactory
 
-    # Per-connection state, defaults at class level: an instance holds only what it
-    # changes, which keeps its __dict__ small (about a third of an idle connection's
-    # memory was this dict grown past Python's shared-key size).
-    user: User | None = None
-    peer = "?"
-    _lost: Deferred[None] | None = None
-    _address = ""
-    _admitted = False
-    _greeting = False
-    _gone = False
-    _quitting = False
-    _closing = False
-    _discarding = False
-    _overflow = b""
-    _oversized = 0
-    _flood_strikes = 0
-    _paused = False
-    _owed = 0
-    _cut: Any = None
-    _in_flight = 0
-    _shutting_down = False
+    # Per-connection state lives in slots, and __init__ sets every key the base
+    # classes add to __dict__ later. CPython shares one key table among a class's
+    # instances, but stops taking new keys into it once many instances exist: a key
+    # first set at a connection's first read or hello gave every connection a
+    # dict of its own, a fifth of an idle connection's memory.
+    __slots__ = (
+        "MAX_LENGTH",
+        "_address",
+        "_admitted",
+        "_bucket",
+        "_chunks",
+        "_closing",
+        "_cut",
+        "_discarding",
+        "_flood_strikes",
+        "_gone",
+        "_greeting",
+        "_in_flight",
+        "_lost",
+        "_overflow",
+        "_oversized",
+        "_owed",
+        "_paused",
+        "_quitting",
+        "_shutting_down",
+        "outbox",
+        "peer",
+        "user",
+    )
+
+    def __init__(self) -> None:
+        self.user: User | None = None
+        self.peer = "?"
+        self._lost: Deferred[None] | None = None
+        self._address = ""
+        self._admitted = self._greeting = self._gone = self._quitting = False
+        self._closing = self._discarding = self._paused = self._shutting_down = False
+        self._overflow = b""
+        self._oversized = self._flood_strikes = self._owed = self._in_flight = 0
+        self._cut: Any = None
+        # The keys LineReceiver and Keepalive set later, set before any other instance exists.
+        self._buffer = b""
+        self._busyReceiving = False
+        self._pinged = False
 
     @property
     def limits(self) -> Limits:
