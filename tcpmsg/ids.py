@@ -15,7 +15,8 @@ class ClientIds:
 
     def __init__(self, digits: int = 5, rng: random.Random | None = None) -> None:
         self._digits = digits
-        self._rng = rng or random.SystemRandom()
+        # Seeded from the OS once: SystemRandom read the OS for every id drawn.
+        self._rng = rng or random.Random()
         self._taken: set[int] = set()
 
     def allocate(self) -> int:

@@ -58,6 +58,7 @@ _LIMIT_OPTIONS = (
     ("max-per-address", "max_per_address", at_least(1), "Connections from one address."),
     ("login-delay-cap", "login_delay_cap", at_least(0, float), "Most seconds a login waits."),
     ("login-memory", "login_memory", at_least(1, float), "Seconds wrong passwords count."),
+    ("log-lines", "log_lines", at_least(1), "Log lines a second about single connections."),
 )
 
 

@@ -437,6 +437,23 @@ def test_an_overlong_line_in_pieces_is_skipped_up_to_its_newline(connect):
     assert jose.feed(b'tail\n{"op":"ping"}\n') == [{"reply": "ping"}]
 
 
+def test_a_connection_is_logged_once_at_its_end_naming_who_it_was(connect):
+    with capturedLogs() as events:
+        nina = connect("Nina")
+        nina.send("users")
+        assert events == []
+        nina.send("quit")
+        nina.drop()
+        stranger = connect()
+        stranger.drop()
+    said = [(e["log_format"], e.get("name"), e.get("reason")) for e in events]
+    assert said == [
+        ("{peer} {name} ({client_id}) {reason}", "Nina", "quit"),
+        ("{peer} disconnected before hello", None, None),
+    ]
+    assert events[0]["client_id"] == nina.client_id
+
+
 def test_an_unexpected_failure_is_answered_as_internal_and_logged(connect, hub, monkeypatch):
     def broken() -> None:
         raise RuntimeError("boom")

@@ -96,3 +96,12 @@ def test_request_fields_are_type_checked():
 def test_undecodable_lines(line, error):
     with pytest.raises(error):
         wire.decode_request(line)
+
+
+def test_a_value_encoded_ahead_of_time_is_spliced_into_the_reply_as_it_is():
+    menu = wire.Encoded(b'{"title":"T","options":[]}')
+    line = wire.encode_reply("hello", 1, {"name": "Nina", "menu": menu, "unread": 0})
+    assert (
+        line
+        == b'{"reply":"hello","id":1,"name":"Nina","unread":0,"menu":{"title":"T","options":[]}}\n'
+    )

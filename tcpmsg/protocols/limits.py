@@ -29,6 +29,7 @@ class Limits:
     max_per_address: int = 16
     login_delay_cap: float = 30.0  # the most a wrong password makes the next try wait
     login_memory: float = 900.0  # seconds after which wrong passwords are forgotten
+    log_lines: int = 20  # lines a second about single connections; the rest are counted
 
 
 # A token refilled over exactly 1/rate seconds must count as whole despite rounding.

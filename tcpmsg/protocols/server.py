@@ -23,6 +23,7 @@ from tcpmsg.events import Event
 from tcpmsg.hub import Hub, User
 from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols import wire
+from tcpmsg.protocols.connection_log import ConnectionLog
 from tcpmsg.protocols.fanout import ChannelFanout
 from tcpmsg.protocols.keepalive import Keepalive
 from tcpmsg.protocols.limits import Admission, Limits, LoginThrottle, TokenBucket
@@ -43,10 +44,12 @@ from tcpmsg.protocols.refusals import (
 
 log = Logger()
 
-_MENU = {
-    "title": TITLE,
-    "options": [{"key": o.key, "label": o.label, "op": o.op} for o in MENU],
-}
+# Every hello sends the same menu: encoded once.
+_MENU = wire.Encoded(
+    wire.encode(
+        {"title": TITLE, "options": [{"key": o.key, "label": o.label, "op": o.op} for o in MENU]}
+    ).rstrip(b"\n")
+)
 _BEFORE_HELLO = frozenset({"hello", "ping", "quit"})
 _PING = wire.encode({"event": "ping"})
 # How long a closing connection may take to drain before it is cut.
@@ -146,8 +149,7 @@ class ServerProtocol(LineReceiver, Keepalive):
         self.factory.sessions.add(self)
         self.transport.registerProducer(self, True)
         self._bucket = TokenBucket(self.limits.burst, self.limits.rate, self._now())
-        # Not logged here: hello logs who it is, and a close logs why. A line less per
-        # connection is a tenth of the connection rate.
+        # Not logged here: the connection's end logs who it was, and a close logs why.
         self.setTimeout(self.limits.handshake_timeout)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
@@ -159,10 +161,20 @@ class ServerProtocol(LineReceiver, Keepalive):
         if self._admitted:
             self.factory.admission.release(self._address)
             self.factory.sessions.discard(self)
-            if self.user is not None:
+            # One line per connection, at its end, within the log's budget.
+            user = self.user
+            if user is not None:
                 reason_given = "quit" if self._quitting else "disconnected"
-                self.factory.hub.disconnect(self.user, reason_given)
-            log.info("{peer} disconnected", peer=self.peer)
+                self.factory.hub.disconnect(user, reason_given)
+                self.factory.connection_log.info(
+                    "{peer} {name} ({client_id}) {reason}",
+                    peer=self.peer,
+                    name=user.name,
+                    client_id=user.id,
+                    reason=reason_given,
+                )
+            else:
+                self.factory.connection_log.info("{peer} disconnected before hello", peer=self.peer)
         if self._lost is not None:
             self._lost.callback(None)
 
@@ -215,7 +227,9 @@ class ServerProtocol(LineReceiver, Keepalive):
         if self._closing:
             return
         self._closing = True
-        log.warn("{peer} closed: {reason}", peer=self.peer, reason=error.message)
+        self.factory.connection_log.warn(
+            "{peer} closed: {reason}", peer=self.peer, reason=error.message
+        )
         if abort:
             self.outbox.forget()
             self.transport.abortConnection()
@@ -256,8 +270,9 @@ class ServerProtocol(LineReceiver, Keepalive):
             # A registered producer would hold the close open (TLS waits for it to go).
             self.transport.unregisterProducer()
         self.transport.loseConnection()
-        # A client that does not read would keep a closing connection open for good.
-        self._cut = self.callLater(CLOSE_GRACE, self.transport.abortConnection)
+        if queued_bytes(self.transport) != 0:
+            # A client that does not read would keep a closing connection open for good.
+            self._cut = self.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     def _now(self) -> float:
         return self.factory.clock.seconds()
@@ -376,7 +391,7 @@ class ServerProtocol(LineReceiver, Keepalive):
         if self._flood_strikes >= self.limits.flood_strikes:
             self._close(RateLimited(f"{self._flood_strikes} requests over the rate limit"))
         elif self._flood_strikes == 1:
-            log.warn("{peer} is over the rate limit", peer=self.peer)
+            self.factory.connection_log.warn("{peer} is over the rate limit", peer=self.peer)
         raise RateLimited(
             f"too many requests: at most {self.limits.burst} at once, "
             f"then {self.limits.rate:g} a second",
@@ -418,7 +433,9 @@ class ServerProtocol(LineReceiver, Keepalive):
             user = await hub.connect(name, self, password)
         except BadPassword:
             throttle.failed(keys, self._now())
-            log.warn("{peer} gave a wrong password for {name}", peer=self.peer, name=name)
+            self.factory.connection_log.warn(
+                "{peer} gave a wrong password for {name}", peer=self.peer, name=name
+            )
             raise
         finally:
             self._greeting = False
@@ -429,9 +446,6 @@ class ServerProtocol(LineReceiver, Keepalive):
             return {}
         self.user = user
         self.keep_alive()
-        log.info(
-            "{peer} is {name} ({client_id})", peer=self.peer, name=user.name, client_id=user.id
-        )
         return {
             "client_id": user.id,
             "name": user.name,
@@ -530,6 +544,7 @@ class ServerFactory(Factory):
         self.fanout = ChannelFanout(self.encode_event, self.writer)
         self.admission = Admission(limits)
         self.login_throttle = LoginThrottle(limits)
+        self.connection_log = ConnectionLog(limits.log_lines, clock)
         self.sessions: set[ServerProtocol] = set()
 
     async def shut_down(self, message: str = "the server is going down") -> None:
