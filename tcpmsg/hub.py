@@ -108,19 +108,27 @@ class Hub:
 
     async def connect(self, name: str, session: Session, password: str | None = None) -> User:
         """A new user; a registered name needs its password and gets its own client id."""
+        user = self.connect_guest(name, session)
+        if user is not None:
+            return user
+        account = self._accounts[unicodedata.normalize("NFC", name).casefold()]
+        if password is None:
+            raise errors.PasswordRequired(f"{account.name} is registered: give its password")
+        if not await self._run_slow(verify_password, password, account.password_hash):
+            raise errors.BadPassword(f"that is not the password of {account.name}")
+        self._check_free(account.name)
+        return self._enter(UserRef(account.client_id, account.name), session, registered=True)
+
+    def connect_guest(self, name: str, session: Session) -> User | None:
+        """A new user under a name nobody registered, at once; None if it is registered."""
         name = check_user_name(unicodedata.normalize("NFC", name))
         self._check_free(name)
-        account = self._accounts.get(name.casefold())
-        if account is None:
-            ref = UserRef(self._ids.allocate(), name)
-        else:
-            if password is None:
-                raise errors.PasswordRequired(f"{account.name} is registered: give its password")
-            if not await self._run_slow(verify_password, password, account.password_hash):
-                raise errors.BadPassword(f"that is not the password of {account.name}")
-            self._check_free(name)
-            ref = UserRef(account.client_id, account.name)
-        user = User(ref, session, registered=account is not None)
+        if name.casefold() in self._accounts:
+            return None
+        return self._enter(UserRef(self._ids.allocate(), name), session, registered=False)
+
+    def _enter(self, ref: UserRef, session: Session, registered: bool) -> User:
+        user = User(ref, session, registered=registered)
         self._users[user.id] = user
         self._names[user.name.casefold()] = user
         return user

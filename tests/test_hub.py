@@ -218,6 +218,19 @@ def test_a_registered_name_needs_its_password_and_keeps_its_id(hub, store):
     assert again.registered
 
 
+def test_a_guest_name_connects_at_once_and_a_registered_one_is_left_to_connect(hub):
+    [nina] = join_all(hub, "Nina")
+    now(hub.register(nina, "secret-1"))
+    hub.disconnect(nina)
+    assert hub.connect_guest("nina", RecordingSession()) is None
+    assert [ref.name for ref in hub.users()] == []
+    jose = hub.connect_guest("Jose", RecordingSession())
+    assert jose is not None and not jose.registered
+    assert hub.find_user("jose") is jose
+    with pytest.raises(errors.NameTaken):
+        hub.connect_guest("JOSE", RecordingSession())
+
+
 def test_registering_twice_or_a_short_password_is_refused(hub):
     [nina] = join_all(hub, "Nina")
     with pytest.raises(errors.WeakPassword):

@@ -413,21 +413,28 @@ class ServerProtocol(LineReceiver, Keepalive):
 
     # Operations, one method each, named after the operation
 
-    def op_hello(self, request: wire.Request) -> Deferred[dict[str, Any]]:
+    def op_hello(self, request: wire.Request) -> dict[str, Any] | Deferred[dict[str, Any]]:
         if self.user is not None or self._greeting:
             raise AlreadyLoggedIn("this connection has said hello already")
         version = request.optional_integer("version", wire.PROTOCOL_VERSION)
         if version != wire.PROTOCOL_VERSION:
             raise UnsupportedVersion(f"this server speaks version {wire.PROTOCOL_VERSION}")
         name, password = request.string("name"), request.optional_string("password")
-        self._greeting = True
-        return Deferred.fromCoroutine(self._hello(name, password))
-
-    async def _hello(self, name: str, password: str | None) -> dict[str, Any]:
-        hub, throttle = self.factory.hub, self.factory.login_throttle
         keys = (name.casefold(), "address " + self._address)
+        delay = self.factory.login_throttle.delay(keys, self._now())
+        if not delay:
+            # Most names are nobody's account: welcomed at once, with no coroutine.
+            user = self.factory.hub.connect_guest(name, self)
+            if user is not None:
+                return self._welcome(user, unread=0)
+        self._greeting = True
+        return Deferred.fromCoroutine(self._hello(name, password, keys, delay))
+
+    async def _hello(
+        self, name: str, password: str | None, keys: tuple[str, str], delay: float
+    ) -> dict[str, Any]:
+        hub, throttle = self.factory.hub, self.factory.login_throttle
         try:
-            delay = throttle.delay(keys, self._now())
             if delay:
                 await deferLater(self.factory.clock, delay)
             user = await hub.connect(name, self, password)
@@ -444,13 +451,16 @@ class ServerProtocol(LineReceiver, Keepalive):
             # Gone while the password was checked.
             hub.disconnect(user)
             return {}
+        return self._welcome(user, await hub.count_messages(user) if user.registered else 0)
+
+    def _welcome(self, user: User, unread: int) -> dict[str, Any]:
         self.user = user
         self.keep_alive()
         return {
             "client_id": user.id,
             "name": user.name,
             "registered": user.registered,
-            "unread": await hub.count_messages(user) if user.registered else 0,
+            "unread": unread,
             "version": wire.PROTOCOL_VERSION,
             "server": f"tcpmsg {__version__}",
             "menu": _MENU,
