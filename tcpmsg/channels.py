@@ -22,9 +22,11 @@ class Audience(Protocol):
     the channel had when it happened.
     """
 
-    def publish(self, channel: Channel, event: Event, skip: User | None) -> None: ...
+    def publish(self, channel: Channel, event: Event, skip: User | None) -> None:
+        """Deliver ``event`` to this audience's members of ``channel`` but ``skip``, now or soon."""
 
-    def flush(self, channel: Channel) -> None: ...
+    def flush(self, channel: Channel) -> None:
+        """Deliver now whatever is held for ``channel``."""
 
 
 class EachMember:

@@ -75,3 +75,14 @@ def test_a_channel_closed_mid_turn_delivers_what_was_said_then_says_it_closed(co
     owner.protocol.dataReceived(b'{"op":"say","channel":"room","text":"last"}\n')
     owner.protocol.dataReceived(b'{"op":"close","channel":"room"}\n')
     assert [line.get("text") or line["event"] for line in listener.lines()] == ["last", "closed"]
+
+
+def test_a_member_that_quits_mid_turn_gets_nothing_after_the_quit_reply(connect, clock):
+    a, quitter, listener = channel_of(connect, 3)
+    a.protocol.dataReceived(b'{"op":"say","channel":"room","text":"before"}\n')
+    quitter.protocol.dataReceived(b'{"op":"quit"}\n')
+    a.protocol.dataReceived(b'{"op":"say","channel":"room","text":"after"}\n')
+    clock.advance(0)
+    written = quitter.transport.value().splitlines()
+    assert json.loads(written[-1])["reply"] == "quit"
+    assert said(listener.transport.value()) == ["before", "after"]

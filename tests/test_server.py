@@ -742,6 +742,17 @@ def test_wrong_passwords_slow_the_next_try(connect, clock):
     assert guesser.lines()[0]["registered"] is True
 
 
+def test_after_a_wrong_password_from_an_address_even_a_new_name_from_it_waits(connect, clock):
+    nina = connect("Nina", host="10.1.1.1")
+    register(nina)
+    nina.drop()
+    guesser = connect(host="10.9.9.9")
+    assert guesser.send("hello", name="Nina", password="guess-1")[0]["error"] == "bad_password"
+    assert guesser.send("hello", name="Someone") == []
+    clock.advance(1)
+    assert guesser.lines()[0]["name"] == "Someone"
+
+
 def test_garbage_costs_tokens_too_so_a_garbage_flood_is_closed(connect, limits):
     jose = connect("Jose")
     replies = jose.feed(b"not json\n" * (limits.burst + limits.flood_strikes))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 log = Logger(namespace="tcpmsg.connections")
@@ -18,9 +19,11 @@ log = Logger(namespace="tcpmsg.connections")
 class ConnectionLog:
     """At most ``per_second`` lines a second, then one a second saying how many were left out."""
 
-    def __init__(self, per_second: int, clock: Any) -> None:
+    def __init__(self, per_second: int, clock: IReactorTime | None = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
         self._per_second = per_second
-        self._clock = clock
+        self._clock: Any = clock
         self._second = -1
         self._used = 0
         self._left_out = 0

@@ -14,12 +14,13 @@ channel lines come at the turn's end.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from tcpmsg.channels import Channel
-from tcpmsg.events import Event
-from tcpmsg.hub import User
-from tcpmsg.protocols.outbox import TurnWriter
+if TYPE_CHECKING:
+    from tcpmsg.channels import Channel
+    from tcpmsg.events import Event
+    from tcpmsg.hub import User
+    from tcpmsg.protocols.outbox import TurnWriter
 
 
 class Listener(Protocol):

@@ -44,8 +44,9 @@ def send_now(transport: Any, data: bytes) -> None:
 
 
 class Flushable(Protocol):
-    def flush(self) -> None:
-        """Send what is held for this turn."""
+    """Anything that holds bytes for the turn's end: an outbox, a channel's fan-out."""
+
+    def flush(self) -> None: ...
 
 
 class Outbox:
@@ -72,7 +73,7 @@ class Outbox:
         self.chunks.append(data)
 
     def send(self, data: bytes) -> None:
-        """Send now, or after what already waits for the turn's end."""
+        """Send now, unless lines wait for the turn's end: then after them, to keep order."""
         if self.chunks:
             self.chunks.append(data)
         elif self.before_send(len(data)):

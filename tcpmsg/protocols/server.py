@@ -68,13 +68,12 @@ class ServerProtocol(LineReceiver, Keepalive):
     delimiter = b"\n"
     factory: ServerFactory
 
-    # Per-connection state lives in slots, and __init__ sets every key the base
-    # classes add to __dict__ later. CPython shares one key table among a class's
-    # instances, but stops taking new keys into it once many instances exist: a key
-    # first set at a connection's first read or hello gave every connection a
-    # dict of its own, a fifth of an idle connection's memory.
+    # Per-connection state lives in slots, and __init__ sets the keys the base classes
+    # would first set at the first read or at hello. CPython shares one key table
+    # among a class's instances, but stops taking new keys into it once many
+    # instances exist: a key first set that late gave every connection a dict of
+    # its own, a fifth of an idle connection's memory.
     __slots__ = (
-        "MAX_LENGTH",
         "_address",
         "_admitted",
         "_bucket",
@@ -161,7 +160,7 @@ class ServerProtocol(LineReceiver, Keepalive):
         if self._admitted:
             self.factory.admission.release(self._address)
             self.factory.sessions.discard(self)
-            # One line per connection, at its end, within the log's budget.
+            # One line per connection, at its end: the log stays readable and cheap.
             user = self.user
             if user is not None:
                 reason_given = "quit" if self._quitting else "disconnected"
@@ -193,7 +192,7 @@ class ServerProtocol(LineReceiver, Keepalive):
         return self.factory.fanout
 
     def take(self, data: bytes) -> None:
-        """A turn's lines from a channel."""
+        """A turn's lines from a channel; a closing connection is owed nothing more."""
         if not self._closing and not self._gone:
             self.outbox.send(data)
 
@@ -401,6 +400,8 @@ class ServerProtocol(LineReceiver, Keepalive):
     def _reply(self, body: dict[str, Any], op: str, request_id: int | str | None) -> None:
         self._send(wire.encode_reply(op, request_id, body))
         if op == "quit":
+            # The reply is the last line: nothing said after it may hold the close open.
+            self._closing = True
             self._hang_up()
 
     def _fail(self, failure: Failure, op: str | None, request_id: Any) -> None:
