@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -366,11 +367,13 @@ static void idle(int n) {
     conn_t *c = malloc(sizeof(conn_t));
     int *fds = malloc(n * sizeof(int));
     char name[32];
-    /* Greet in blocks of 40 (few enough for a listen backlog of 50), with up to
-     * AHEAD greetings unanswered: a server that registers on a timer (InspIRCd,
-     * once a second) answers many at each tick instead of one block. Welcomes are
-     * read one connection at a time, so no read buffer is held per connection. */
-    enum { BLOCK = 40, AHEAD = 1000 };
+    /* Greet in blocks of 8, fewer than the smallest listen backlog met (ngircd's 10):
+     * a connect past a full backlog has its SYN dropped and retried a second later.
+     * Between blocks, read the welcomes that come within 5 ms; a server that answers
+     * at once is so kept to its own pace, and one that registers on a timer
+     * (InspIRCd, once a second) gets up to AHEAD greetings to answer at its tick.
+     * Welcomes are read one connection at a time: no read buffer per connection. */
+    enum { BLOCK = 8, AHEAD = 1000, PATIENCE_MS = 5 };
     int answered = 0;
     for (int first = 0; first < n; first += BLOCK) {
         int last = first + BLOCK < n ? first + BLOCK : n;
@@ -380,9 +383,12 @@ static void idle(int n) {
             c->fd = fds[i];
             greet(c, name);
         }
-        for (; answered < (last == n ? n : last - AHEAD); answered++) {
+        while (answered < last) {
+            struct pollfd oldest = {.fd = fds[answered], .events = POLLIN};
+            int must = last == n || last - answered >= AHEAD;
+            if (!must && poll(&oldest, 1, PATIENCE_MS) <= 0) break;
             memset(c, 0, sizeof *c);
-            c->fd = fds[answered];
+            c->fd = fds[answered++];
             greeted(c);
         }
     }
