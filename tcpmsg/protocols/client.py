@@ -7,12 +7,13 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from tcpmsg.protocols import wire
-from tcpmsg.protocols.keepalive import Keepalive
+from tcpmsg.protocols.keepalive import Keepalive, check_interval
 
 log = Logger()
 # Answers a server's ping, and asks a silent server whether it is there; no id, no reply kept.
@@ -58,11 +59,11 @@ class ClientProtocol(LineReceiver, Keepalive):
         self._pending: dict[int, Deferred[dict[str, Any]]] = {}
         self._lost: Failure | None = None
 
-    def callLater(self, delay: float, call: Any) -> Any:
-        return self._clock.callLater(delay, call)
-
     def connectionMade(self) -> None:
-        self.keep_alive()
+        self.keep_alive(self._clock.seconds())
+        self._checks = LoopingCall(lambda: self.check_silence(self._clock.seconds()))
+        self._checks.clock = self._clock
+        self._checks.start(check_interval(self.ping_after, self.ping_timeout), now=False)
 
     def send_ping(self) -> None:
         self.transport.write(_PING)
@@ -71,7 +72,7 @@ class ClientProtocol(LineReceiver, Keepalive):
         self.transport.abortConnection()
 
     def dataReceived(self, data: bytes) -> None:
-        self.heard()
+        self.heard(self._clock.seconds())
         super().dataReceived(data)
 
     def request(self, op: str, **fields: Any) -> Deferred[dict[str, Any]]:
@@ -116,7 +117,8 @@ class ClientProtocol(LineReceiver, Keepalive):
             answer.errback(reason)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionDone())) -> None:  # noqa: B008
-        self.setTimeout(None)
+        if self._checks.running:
+            self._checks.stop()
         self._lost = reason
         self.abandon_requests(reason)
         self.listener.connection_lost(reason)

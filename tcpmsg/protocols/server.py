@@ -11,7 +11,7 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Factory
-from twisted.internet.task import deferLater
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -25,7 +25,7 @@ from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.connection_log import ConnectionLog
 from tcpmsg.protocols.fanout import ChannelFanout
-from tcpmsg.protocols.keepalive import Keepalive
+from tcpmsg.protocols.keepalive import Keepalive, check_interval
 from tcpmsg.protocols.limits import Admission, Limits, LoginThrottle, TokenBucket
 from tcpmsg.protocols.outbox import Outbox, TurnWriter, queued_bytes
 from tcpmsg.protocols.refusals import (
@@ -84,12 +84,14 @@ class ServerProtocol(LineReceiver, Keepalive):
         "_flood_strikes",
         "_gone",
         "_greeting",
+        "_heard_at",
         "_in_flight",
         "_lost",
         "_overflow",
         "_oversized",
         "_owed",
         "_paused",
+        "_pinged_at",
         "_quitting",
         "_shutting_down",
         "outbox",
@@ -107,10 +109,11 @@ class ServerProtocol(LineReceiver, Keepalive):
         self._overflow = b""
         self._oversized = self._flood_strikes = self._owed = self._in_flight = 0
         self._cut: Any = None
-        # The keys LineReceiver and Keepalive set later, set before any other instance exists.
+        self._heard_at = 0.0
+        self._pinged_at: float | None = None
+        # The keys LineReceiver sets at the first read, set before any other instance exists.
         self._buffer = b""
         self._busyReceiving = False
-        self._pinged = False
 
     @property
     def limits(self) -> Limits:
@@ -145,15 +148,15 @@ class ServerProtocol(LineReceiver, Keepalive):
             self._close(TooManyConnections(refusal))
             return
         self._admitted = True
-        self.factory.sessions.add(self)
         self.transport.registerProducer(self, True)
         self._bucket = TokenBucket(self.limits.burst, self.limits.rate, self._now())
         # Not logged here: the connection's end logs who it was, and a close logs why.
-        self.setTimeout(self.limits.handshake_timeout)
+        # The handshake's deadline counts from here (check_silence).
+        self._heard_at = self._now()
+        self.factory.watch(self)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._gone = True
-        self.setTimeout(None)
         if self._cut is not None and self._cut.active():
             self._cut.cancel()
         self.outbox.forget()
@@ -294,11 +297,13 @@ class ServerProtocol(LineReceiver, Keepalive):
 
     # Keepalive and the handshake's deadline
 
-    def timeoutConnection(self) -> None:
-        if self.user is None:
+    def check_silence(self, now: float) -> None:
+        if self._closing:
+            return
+        if self.user is not None:
+            super().check_silence(now)
+        elif now - self._heard_at >= self.limits.handshake_timeout:
             self._close(HandshakeTimeout(f"no hello within {self.limits.handshake_timeout:g} s"))
-        else:
-            super().timeoutConnection()
 
     def send_ping(self) -> None:
         self._send(_PING)
@@ -313,7 +318,7 @@ class ServerProtocol(LineReceiver, Keepalive):
             return
         if self.user is not None:
             # Before hello the handshake's deadline stands, whatever is heard.
-            self.heard()
+            self.heard(self._now())
         # LineReceiver drops the connection on an overlong line; we answer it with
         # an error, skip to the next newline and read on from there.
         while data and not self.transport.disconnecting and not self._closing:
@@ -456,7 +461,7 @@ class ServerProtocol(LineReceiver, Keepalive):
 
     def _welcome(self, user: User, unread: int) -> dict[str, Any]:
         self.user = user
-        self.keep_alive()
+        self.keep_alive(self._now())
         return {
             "client_id": user.id,
             "name": user.name,
@@ -557,6 +562,26 @@ class ServerFactory(Factory):
         self.login_throttle = LoginThrottle(limits)
         self.connection_log = ConnectionLog(limits.log_lines, clock)
         self.sessions: set[ServerProtocol] = set()
+        # One pass over every connection, instead of a timer each: see keepalive.py.
+        self._checks = LoopingCall(self._check_connections)
+        self._checks.clock = clock
+
+    def watch(self, session: ServerProtocol) -> None:
+        """A connection joins the sessions: told of shutdown, checked for silence."""
+        self.sessions.add(session)
+        if not self._checks.running:
+            limits = self.limits
+            every = check_interval(limits.handshake_timeout, limits.ping_after, limits.ping_timeout)
+            self._checks.start(every, now=False)
+
+    def _check_connections(self) -> None:
+        now = self.clock.seconds()
+        for session in list(self.sessions):
+            session.check_silence(now)
+
+    def stopFactory(self) -> None:
+        if self._checks.running:
+            self._checks.stop()
 
     async def shut_down(self, message: str = "the server is going down") -> None:
         """Tell every client, close every connection, and wait until they are closed."""
