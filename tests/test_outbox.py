@@ -28,7 +28,7 @@ def outbox_for(
 ) -> tuple[Outbox, CountingTransport]:
     transport = CountingTransport()
     seen = [] if allowed is None else allowed
-    return Outbox(transport, writer, lambda size: seen.append(size) or True), transport
+    return Outbox(transport, writer, lambda size, queued: seen.append(size) or True), transport
 
 
 def test_a_turns_lines_for_one_connection_go_out_in_one_write_at_its_end():
@@ -62,7 +62,7 @@ def test_every_byte_is_shown_to_the_send_queue_which_may_refuse():
     clock = Clock()
     writer = TurnWriter(clock)
     refused = CountingTransport()
-    outbox = Outbox(refused, writer, lambda size: False)
+    outbox = Outbox(refused, writer, lambda size, queued: False)
     outbox.add(b"too much\n")
     clock.advance(0)
     assert refused.writes == []
@@ -122,7 +122,7 @@ async def test_with_nothing_queued_the_bytes_go_straight_to_the_socket():
     try:
         assert queued_bytes(server.transport) == 0
         client.expected = 6
-        send_now(server.transport, b"hello\n")
+        send_now(server.transport, b"hello\n", queued_bytes(server.transport))
         # Nothing was left for Twisted to send on a later turn.
         assert queued_bytes(server.transport) == 0
         assert await client.enough == b"hello\n"
@@ -138,7 +138,7 @@ async def test_with_bytes_queued_new_bytes_wait_behind_them_in_order():
         server.transport.write(b"first ")
         assert queued_bytes(server.transport) == len(b"first ")
         client.expected = len(b"first second\n")
-        send_now(server.transport, b"second\n")
+        send_now(server.transport, b"second\n", queued_bytes(server.transport))
         assert await client.enough == b"first second\n"
     finally:
         server.transport.loseConnection()

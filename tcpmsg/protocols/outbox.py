@@ -28,9 +28,9 @@ def queued_bytes(transport: Any) -> int | None:
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
 
-def send_now(transport: Any, data: bytes) -> None:
-    """Send ``data`` in order after anything already queued; to the socket if nothing is."""
-    if queued_bytes(transport) == 0 and transport.connected and not transport.disconnecting:
+def send_now(transport: Any, data: bytes, queued: int | None) -> None:
+    """Send ``data`` after the ``queued`` bytes Twisted holds; straight to the socket if none."""
+    if queued == 0 and transport.connected and not transport.disconnecting:
         try:
             sent = transport.socket.send(data)
         except (BlockingIOError, InterruptedError):
@@ -38,9 +38,10 @@ def send_now(transport: Any, data: bytes) -> None:
         except OSError:
             # A broken connection: let Twisted's own write path find it and close.
             sent = 0
+        if sent == len(data):
+            return
         data = data[sent:]
-    if data:
-        transport.write(data)
+    transport.write(data)
 
 
 class Flushable(Protocol):
@@ -54,13 +55,17 @@ class Outbox:
 
     ``chunks`` is non-empty exactly while the outbox waits for the turn's end, so
     a sender that finds it non-empty may append to it directly: the fan-out's
-    fast path. ``before_send`` sees every byte before it goes, and may refuse.
+    fast path. ``before_send`` sees every byte before it goes, with what Twisted
+    holds queued (None if not plain TCP), and may refuse.
     """
 
     __slots__ = ("before_send", "chunks", "transport", "writer")
 
     def __init__(
-        self, transport: Any, writer: TurnWriter, before_send: Callable[[int], bool]
+        self,
+        transport: Any,
+        writer: TurnWriter,
+        before_send: Callable[[int, int | None], bool],
     ) -> None:
         self.transport = transport
         self.writer = writer
@@ -76,8 +81,8 @@ class Outbox:
         """Send now, unless lines wait for the turn's end: then after them, to keep order."""
         if self.chunks:
             self.chunks.append(data)
-        elif self.before_send(len(data)):
-            send_now(self.transport, data)
+        else:
+            self._out(data)
 
     def held(self) -> int:
         return sum(map(len, self.chunks))
@@ -89,8 +94,14 @@ class Outbox:
             return
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
-        if self.before_send(len(data)):
-            send_now(self.transport, data)
+        self._out(data)
+
+    def _out(self, data: bytes) -> None:
+        # What Twisted holds is read once: the send queue's check and the send both need it.
+        transport = self.transport
+        queued = queued_bytes(transport)
+        if self.before_send(len(data), queued):
+            send_now(transport, data, queued)
 
     def forget(self) -> None:
         """A connection that is gone, or cut, is owed nothing."""

@@ -206,11 +206,10 @@ class ServerProtocol(LineReceiver, Keepalive):
         self.outbox.add(line)
         if len(self._chunks) % 64 == 0 and self.outbox.held() > self.limits.sendq:
             # A single turn owing this much (replies to a burst of requests) is cut at once.
-            self._may_send(0)
+            self._may_send(0, queued_bytes(self.transport))
 
-    def _may_send(self, size: int) -> bool:
+    def _may_send(self, size: int, queued: int | None) -> bool:
         """Whether ``size`` more bytes fit the client's send queue; if not, cut it."""
-        queued = queued_bytes(self.transport)
         if queued is None:
             # Not plain TCP (TLS, or a test's transport): count what was written since
             # Twisted asked us to pause.
@@ -218,7 +217,8 @@ class ServerProtocol(LineReceiver, Keepalive):
                 self._owed += size
             queued = self._owed if self._paused else 0
             size = 0  # counted in _owed already
-        held = self.outbox.held()
+        # Chunks wait only while a turn runs; a flush or a direct send has none.
+        held = self.outbox.held() if self._chunks else 0
         if queued + size + held > self.limits.sendq:
             self._close(SlowReader(f"more than {self.limits.sendq} bytes unread"), abort=True)
             return False
