@@ -1,12 +1,14 @@
 """The server side of the JSON-lines protocol: a translator between lines and the hub.
 
 Each request is dispatched by name to an ``op_<name>`` method, which calls the
-hub and returns the reply's body. ``lineReceived`` is the one place where
-errors become error lines.
+hub and returns the reply's body; one that waits (for the store, a password
+check) is an ``async def``, answered when it is done. ``_fail`` is the one place
+where errors become error lines.
 """
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -372,19 +374,25 @@ class ServerProtocol(LineReceiver, Keepalive):
         except Exception:
             self._fail(Failure(), op, request_id)
             return
-        # Checked as a dict first: isinstance against Deferred goes through ABCMeta, slowly.
         if isinstance(result, dict):
             self._reply(result, op, request_id)
         else:
             self._in_flight += 1
-            result.addCallbacks(
-                self._reply, self._fail, (op, request_id), errbackArgs=(op, request_id)
-            )
-            result.addBoth(self._landed)
+            Deferred.fromCoroutine(self._reply_later(result, op, request_id))
 
-    def _landed(self, _: object) -> None:
-        self._in_flight -= 1
-        self._close_once_answered()
+    async def _reply_later(
+        self, pending: Coroutine[Any, Any, dict[str, Any]], op: str, request_id: Any
+    ) -> None:
+        """An operation that waits (for the store, a password check) is answered when done."""
+        try:
+            body = await pending
+        except Exception:
+            self._fail(Failure(), op, request_id)
+        else:
+            self._reply(body, op, request_id)
+        finally:
+            self._in_flight -= 1
+            self._close_once_answered()
 
     def _check_rate(self) -> None:
         wait = self._bucket.take(self._now())
@@ -419,7 +427,9 @@ class ServerProtocol(LineReceiver, Keepalive):
 
     # Operations, one method each, named after the operation
 
-    def op_hello(self, request: wire.Request) -> dict[str, Any] | Deferred[dict[str, Any]]:
+    def op_hello(
+        self, request: wire.Request
+    ) -> dict[str, Any] | Coroutine[Any, Any, dict[str, Any]]:
         if self.user is not None or self._greeting:
             raise AlreadyLoggedIn("this connection has said hello already")
         version = request.optional_integer("version", wire.PROTOCOL_VERSION)
@@ -434,7 +444,7 @@ class ServerProtocol(LineReceiver, Keepalive):
             if user is not None:
                 return self._welcome(user, unread=0)
         self._greeting = True
-        return Deferred.fromCoroutine(self._hello(name, password, keys, delay))
+        return self._hello(name, password, keys, delay)
 
     async def _hello(
         self, name: str, password: str | None, keys: tuple[str, str], delay: float
@@ -472,11 +482,9 @@ class ServerProtocol(LineReceiver, Keepalive):
             "menu": _MENU,
         }
 
-    def op_register(self, request: wire.Request) -> Deferred[dict[str, Any]]:
-        registered = self.factory.hub.register(self.user, request.string("password"))
-        return Deferred.fromCoroutine(registered).addCallback(
-            lambda account: {"client_id": account.client_id, "name": account.name}
-        )
+    async def op_register(self, request: wire.Request) -> dict[str, Any]:
+        account = await self.factory.hub.register(self.user, request.string("password"))
+        return {"client_id": account.client_id, "name": account.name}
 
     def op_ping(self, request: wire.Request) -> dict[str, Any]:
         return {}
@@ -488,17 +496,15 @@ class ServerProtocol(LineReceiver, Keepalive):
     def op_users(self, request: wire.Request) -> dict[str, Any]:
         return {"users": [wire.user(ref) for ref in self.factory.hub.users()]}
 
-    def op_send(self, request: wire.Request) -> Deferred[dict[str, Any]]:
-        sent = self.factory.hub.send_message(
+    async def op_send(self, request: wire.Request) -> dict[str, Any]:
+        to = await self.factory.hub.send_message(
             self.user, request.id_or_name("to"), request.string("text")
         )
-        return Deferred.fromCoroutine(sent).addCallback(lambda to: {"to": wire.user(to)})
+        return {"to": wire.user(to)}
 
-    def op_inbox(self, request: wire.Request) -> Deferred[dict[str, Any]]:
-        taken = Deferred.fromCoroutine(self.factory.hub.take_messages(self.user))
-        return taken.addCallback(
-            lambda messages: {"messages": [wire.private_message(m) for m in messages]}
-        )
+    async def op_inbox(self, request: wire.Request) -> dict[str, Any]:
+        messages = await self.factory.hub.take_messages(self.user)
+        return {"messages": [wire.private_message(m) for m in messages]}
 
     def op_create(self, request: wire.Request) -> dict[str, Any]:
         channel = self.factory.hub.create_channel(self.user, request.string("channel"))
