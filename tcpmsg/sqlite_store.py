@@ -275,6 +275,7 @@ def _take_messages(
         db.execute(
             "DELETE FROM messages WHERE recipient_id = ? AND seq <= ?", (recipient_id, rows[-1][0])
         )
+    unread[recipient_id] = 0
     return [PrivateMessage(recipient_id, UserRef(i, n), t, at) for _, i, n, t, at in rows]
 
 

@@ -39,6 +39,8 @@ async def test_messages_are_counted_taken_oldest_first_and_then_gone(tmp_path):
             PrivateMessage(NINA.id, JOSE, "two", 2.0),
         ]
         assert await store.take_messages(NINA.id) == []
+        assert await store.count_messages(NINA.id) == 0
+        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "three", 3.0)) == 1
     finally:
         await store.close()
 
