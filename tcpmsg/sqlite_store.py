@@ -184,12 +184,30 @@ class SqliteStore:
         done.addBoth(self._answer, batch)
 
     def _run(self, batch: list[Work]) -> list[tuple[bool, Any]]:
-        """In the writer thread: the whole batch in one transaction, one commit."""
+        """In the writer thread: the whole batch in one transaction, one commit.
+
+        Requests almost never fail, so the batch first runs without a savepoint per
+        request (two statements less each). If one does fail, that transaction is
+        rolled back and the batch runs again with savepoints, so that only the
+        failed request is lost.
+        """
+        try:
+            return self._transaction(batch, savepoints=False)
+        except _RequestFailed:
+            return self._transaction(batch, savepoints=True)
+
+    def _transaction(self, batch: list[Work], savepoints: bool) -> list[tuple[bool, Any]]:
         db = self._db
         outcomes: list[tuple[bool, Any]] = []
         db.execute("BEGIN IMMEDIATE")
         try:
             for work in batch:
+                if not savepoints:
+                    try:
+                        outcomes.append((True, work(db)))
+                    except Exception as error:
+                        raise _RequestFailed() from error
+                    continue
                 db.execute("SAVEPOINT request")
                 try:
                     outcomes.append((True, work(db)))
@@ -247,6 +265,10 @@ class SqliteStore:
 
     def record_said(self, said: Said) -> None:
         self._submit(partial(_record_said, said, self._history_limit), answer=False)
+
+
+class _RequestFailed(Exception):
+    """A request failed in a batch run without savepoints: run it again with them."""
 
 
 # The work itself, run in the writer thread inside a transaction

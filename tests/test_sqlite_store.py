@@ -117,6 +117,41 @@ async def test_an_account_name_is_registered_once(tmp_path):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_failed_request_loses_only_itself_and_its_batch_is_kept(tmp_path):
+    store = opened(tmp_path / "t.db")
+    try:
+        await store.add_account(NINA_ACCOUNT)
+        first = Deferred.fromCoroutine(store.put_message(PrivateMessage(NINA.id, JOSE, "one", 1.0)))
+        # These three wait for the first to commit, and go in one batch.
+        before = Deferred.fromCoroutine(
+            store.put_message(PrivateMessage(NINA.id, JOSE, "two", 2.0))
+        )
+        twice = Deferred.fromCoroutine(
+            store.add_account(Account(99999, "NINA", "scrypt$1$1$1$a$b"))
+        )
+        after = Deferred.fromCoroutine(
+            store.put_message(PrivateMessage(NINA.id, JOSE, "three", 3.0))
+        )
+        batches = store.batches
+        assert await first == 1
+        assert await before == 2
+        with pytest.raises(AlreadyRegistered):
+            await twice
+        assert await after == 3
+        assert store.batches == batches + 2
+        taken = await store.take_messages(NINA.id)
+        assert [m.text for m in taken] == ["one", "two", "three"]
+    finally:
+        await store.close()
+
+    reopened = opened(tmp_path / "t.db")
+    try:
+        assert await reopened.count_messages(NINA.id) == 0
+    finally:
+        await reopened.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_unregistered_inboxes_left_by_a_crash_are_dropped_at_open(tmp_path):
     path = tmp_path / "t.db"
     store = opened(path)
