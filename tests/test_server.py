@@ -761,6 +761,15 @@ def test_garbage_costs_tokens_too_so_a_garbage_flood_is_closed(connect, limits):
     assert jose.closed
 
 
+def test_blank_lines_are_skipped_but_a_flood_of_them_is_closed(connect, limits):
+    jose = connect("Jose")
+    assert jose.feed(b"\n\r\n  \n") == []
+    replies = jose.feed(b"\n" * 64 * 1024)
+    assert replies[0]["error"] == "rate_limited"
+    assert replies[-1]["error"] == "rate_limited"
+    assert jose.closed
+
+
 def test_a_paused_client_owed_too_much_in_a_single_turn_is_cut(hub, clock):
     limits = Limits(burst=10_000, rate=10_000.0)
     factory = ServerFactory(hub, limits, clock)

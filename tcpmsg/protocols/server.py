@@ -353,6 +353,12 @@ class ServerProtocol(LineReceiver, Keepalive):
             self._refuse_long_line()
             return
         if not line.strip():
+            # A blank line asks nothing, but costs a token: a flood of newlines is a flood,
+            # and LineReceiver's cost for a read of many short lines grows with its square.
+            try:
+                self._check_rate()
+            except RateLimited:
+                self._fail(Failure(), None, None)
             return
         op = request_id = None
         try:
