@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tcpmsg's benchmark: every scenario against a fresh tcpmsg and its peers, side by side.
 
-    python bench/run.py            # the full run: 3 runs of everything (about 10 minutes)
+    python bench/run.py            # the full run: 3 runs of everything (about 5 minutes)
     python bench/run.py --quick    # one short run of everything (under 2 minutes)
     python bench/run.py --smoke    # one short fan-out against tcpmsg only (CI)
 
