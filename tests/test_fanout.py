@@ -21,6 +21,14 @@ def channel_of(connect, count: int) -> list[LineClient]:
     return members
 
 
+def between_two_lines(sayer: LineClient, other: LineClient, request: bytes, clock) -> None:
+    """In one turn: ``sayer`` says "before", ``other`` sends ``request``, ``sayer`` says "after"."""
+    sayer.protocol.dataReceived(b'{"op":"say","channel":"room","text":"before"}\n')
+    other.protocol.dataReceived(request)
+    sayer.protocol.dataReceived(b'{"op":"say","channel":"room","text":"after"}\n')
+    clock.advance(0)
+
+
 def test_a_turns_lines_reach_each_listener_in_one_write_in_the_order_said(connect, clock):
     a, b, listener = channel_of(connect, 3)
     writes: list[bytes] = []
@@ -47,10 +55,7 @@ def test_a_sayer_hears_the_others_but_not_itself(connect, clock):
 def test_who_joins_mid_turn_hears_only_what_is_said_after(connect, clock):
     a, listener = channel_of(connect, 2)
     late = connect("late")
-    a.protocol.dataReceived(b'{"op":"say","channel":"room","text":"before"}\n')
-    late.protocol.dataReceived(b'{"op":"join","channel":"room","history":0}\n')
-    a.protocol.dataReceived(b'{"op":"say","channel":"room","text":"after"}\n')
-    clock.advance(0)
+    between_two_lines(a, late, b'{"op":"join","channel":"room","history":0}\n', clock)
     assert said(late.transport.value()) == ["after"]
     listener_lines = listener.lines()
     assert [line.get("text") or line["event"] for line in listener_lines] == [
@@ -62,10 +67,7 @@ def test_who_joins_mid_turn_hears_only_what_is_said_after(connect, clock):
 
 def test_who_leaves_mid_turn_still_hears_what_was_said_before(connect, clock):
     a, leaver, stayer = channel_of(connect, 3)
-    a.protocol.dataReceived(b'{"op":"say","channel":"room","text":"before"}\n')
-    leaver.protocol.dataReceived(b'{"op":"leave","channel":"room"}\n')
-    a.protocol.dataReceived(b'{"op":"say","channel":"room","text":"after"}\n')
-    clock.advance(0)
+    between_two_lines(a, leaver, b'{"op":"leave","channel":"room"}\n', clock)
     assert said(leaver.transport.value()) == ["before"]
     assert said(stayer.transport.value()) == ["before", "after"]
 
@@ -79,10 +81,7 @@ def test_a_channel_closed_mid_turn_delivers_what_was_said_then_says_it_closed(co
 
 def test_a_member_that_quits_mid_turn_gets_nothing_after_the_quit_reply(connect, clock):
     a, quitter, listener = channel_of(connect, 3)
-    a.protocol.dataReceived(b'{"op":"say","channel":"room","text":"before"}\n')
-    quitter.protocol.dataReceived(b'{"op":"quit"}\n')
-    a.protocol.dataReceived(b'{"op":"say","channel":"room","text":"after"}\n')
-    clock.advance(0)
+    between_two_lines(a, quitter, b'{"op":"quit"}\n', clock)
     written = quitter.transport.value().splitlines()
     assert json.loads(written[-1])["reply"] == "quit"
     assert said(listener.transport.value()) == ["before", "after"]
