@@ -124,6 +124,8 @@ class SqliteStore:
                 f"{self.path} has schema version {version}, newer than this tcpmsg "
                 f"understands ({SCHEMA_VERSION}); upgrade tcpmsg"
             )
+        if version == 0:
+            log.info("{path}: a new store", path=self.path)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             self._db.execute("BEGIN IMMEDIATE")
             for statement in MIGRATIONS[target - 1].split(";"):

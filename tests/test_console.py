@@ -490,7 +490,7 @@ def test_the_server_going_down_is_said_then_the_session_ends_with_1(session):
     session.server.send({"event": "shutdown", "message": "the server is going down"})
     session.server.protocol.connectionLost(Failure(ConnectionLost()))
     assert session.screen.take()[-2:] == [
-        "The server is going down: the server is going down",
+        "The server is going down.",
         "Lost the connection to the server.",
     ]
     assert session.done.result == 1

@@ -446,10 +446,14 @@ def test_a_connection_is_logged_once_at_its_end_naming_who_it_was(connect):
         nina.drop()
         stranger = connect()
         stranger.drop()
-    said = [(e["log_format"], e.get("name"), e.get("reason")) for e in events]
+        leaver = connect()
+        leaver.send("quit")
+        leaver.drop()
+    said = [(e["log_format"], e.get("name"), e.get("reason") or e.get("how")) for e in events]
     assert said == [
         ("{peer} {name} ({client_id}) {reason}", "Nina", "quit"),
-        ("{peer} disconnected before hello", None, None),
+        ("{peer} {how} before hello", None, "disconnected"),
+        ("{peer} {how} before hello", None, "quit"),
     ]
     assert events[0]["client_id"] == nina.client_id
 

@@ -8,6 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.logger import capturedLogs
 
 from tcpmsg.accounts import Account
 from tcpmsg.errors import AlreadyRegistered
@@ -227,3 +228,16 @@ async def test_a_second_server_on_the_same_file_is_refused(tmp_path):
             SqliteStore(str(tmp_path / "t.db"), reactor).open()
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_new_file_is_logged_as_new_and_an_existing_one_is_not(tmp_path):
+    with capturedLogs() as events:
+        store = opened(tmp_path / "t.db")
+        await store.close()
+        again = opened(tmp_path / "t.db")
+        await again.close()
+    said = [e["log_format"] for e in events]
+    assert said.count("{path}: a new store") == 1
+    upgraded = "{path}: schema upgraded to version {version}"
+    assert said.index("{path}: a new store") < said.index(upgraded)

@@ -148,7 +148,8 @@ class Console:
         self.screen.show(f"You have {plural(event['unread'], 'new message')}.", notice=True)
 
     def on_shutdown(self, event: dict[str, Any]) -> None:
-        self.screen.show(f"The server is going down: {event.get('message', '')}", notice=True)
+        said = event.get("message") or "the server is going down"
+        self.screen.show(said[:1].upper() + said[1:] + ".", notice=True)
 
     def on_said(self, event: dict[str, Any]) -> None:
         if event["channel"] == self._channel:

@@ -178,7 +178,11 @@ class ServerProtocol(LineReceiver, Keepalive):
                     reason=reason_given,
                 )
             else:
-                self.factory.connection_log.info("{peer} disconnected before hello", peer=self.peer)
+                self.factory.connection_log.info(
+                    "{peer} {how} before hello",
+                    peer=self.peer,
+                    how="quit" if self._quitting else "disconnected",
+                )
         if self._lost is not None:
             self._lost.callback(None)
 
@@ -598,6 +602,7 @@ class ServerFactory(Factory):
     async def shut_down(self, message: str = "the server is going down") -> None:
         """Tell every client, close every connection, and wait until they are closed."""
         sessions = list(self.sessions)
+        log.info("shutting down: closing {count} connections", count=len(sessions))
         for session in sessions:
             session.shut_down(message)
         for session in sessions:
