@@ -289,6 +289,7 @@ def cell(summary: dict | str) -> str:
 
 
 def write_report(path: str, runs: int, elapsed: float, table: dict) -> None:
+    """Everything measured so far, every run included: written after each scenario."""
     report = {
         "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())},
         "runs": runs,
@@ -315,32 +316,35 @@ def main() -> int:
     if options.only:
         chosen = [s for s in chosen if s.name in options.only]
     runs = options.runs or (1 if options.quick or options.smoke else 3)
-    table: dict[str, dict[str, dict | str]] = {}
+    table: dict[str, dict[str, dict | str]] = {server.name: {} for server in chosen}
     started = time.monotonic()
-    for server in chosen:
-        row = table[server.name] = {}
-        for scenario, spec in plan.items():
-            if not applies(server, scenario):
-                continue
-            if server.missing:
-                row[scenario] = f"not run: {server.missing}"
-                continue
-            # Memory per idle connection varies by well under 1% run to run (seen here), and
-            # 10,000 handshakes are the slowest part of a run: it is measured once.
-            repeat = 1 if scenario == "idle" else runs
-            try:
-                row[scenario] = summarize([measure(server, scenario, spec) for _ in range(repeat)])
-            except Exception as error:  # a peer that fails gets a line, not a silent gap
-                row[scenario] = f"failed: {error}"
-            print(f"{server.name:14} {scenario:10} {cell(row[scenario])}", flush=True)
+    for scenario, spec in plan.items():
+        here = [server for server in chosen if applies(server, scenario)]
+        # Memory per idle connection varies by well under 1% run to run (seen here), and
+        # 10,000 handshakes are the slowest part of a run: it is measured once.
+        repeat = 1 if scenario == "idle" else runs
+        measured: dict[str, list[dict] | str] = {}
+        # Round by round, every server in turn: this machine's speed drifts over
+        # minutes, and servers measured side by side in time share the drift.
+        for _ in range(repeat):
+            for server in here:
+                if server.missing:
+                    measured[server.name] = f"not run: {server.missing}"
+                    continue
+                so_far = measured.setdefault(server.name, [])
+                if isinstance(so_far, str):
+                    continue
+                try:
+                    so_far.append(measure(server, scenario, spec))
+                except Exception as error:  # a peer that fails gets a line, not a silent gap
+                    measured[server.name] = f"failed: {error}"
+        for server in here:
+            value = measured[server.name]
+            figure = value if isinstance(value, str) else summarize(value)
+            table[server.name][scenario] = figure
+            print(f"{server.name:14} {scenario:10} {cell(figure)}", flush=True)
+        write_report(options.output, runs, time.monotonic() - started, table)
     elapsed = time.monotonic() - started
-    report = {
-        "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())},
-        "runs": runs,
-        "seconds": round(elapsed, 1),
-        "results": table,
-    }
-    Path(options.output).write_text(json.dumps(report, indent=2))
     print(f"\n{len(chosen)} servers, {runs} run(s) each, {elapsed:.0f} s; wrote {options.output}")
     failed = [
         f"{name} {scenario}: {value}"
