@@ -226,8 +226,9 @@ class Hub:
             raise errors.UnknownUser(f"{recipient.name} disconnected before the message was kept")
         return recipient
 
-    async def take_messages(self, user: User) -> list[PrivateMessage]:
-        return await self._store.take_messages(user.id)
+    async def take_messages(self, user: User, limit: int) -> list[PrivateMessage]:
+        """The user's oldest ``limit`` unread messages; a front end reads an inbox in pages."""
+        return await self._store.take_messages(user.id, limit)
 
     async def count_messages(self, user: User) -> int:
         return await self._store.count_messages(user.id)

@@ -247,8 +247,8 @@ class SqliteStore:
     async def put_message(self, message: PrivateMessage) -> int:
         return await self._submit(partial(_put_message, message, self._unread))
 
-    async def take_messages(self, recipient_id: int) -> list[PrivateMessage]:
-        return await self._submit(partial(_take_messages, recipient_id, self._unread))
+    async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
+        return await self._submit(partial(_take_messages, recipient_id, limit, self._unread))
 
     async def count_messages(self, recipient_id: int) -> int:
         return await self._submit(partial(_count_messages, recipient_id, self._unread))
@@ -288,18 +288,20 @@ def _put_message(message: PrivateMessage, unread: dict[int, int], db: sqlite3.Co
 
 
 def _take_messages(
-    recipient_id: int, unread: dict[int, int], db: sqlite3.Connection
+    recipient_id: int, limit: int, unread: dict[int, int], db: sqlite3.Connection
 ) -> list[PrivateMessage]:
     rows = db.execute(
         "SELECT seq, sender_id, sender_name, text, time FROM messages"
-        " WHERE recipient_id = ? ORDER BY seq",
-        (recipient_id,),
+        " WHERE recipient_id = ? ORDER BY seq LIMIT ?",
+        (recipient_id, limit),
     ).fetchall()
     if rows:
         db.execute(
             "DELETE FROM messages WHERE recipient_id = ? AND seq <= ?", (recipient_id, rows[-1][0])
         )
-    unread[recipient_id] = 0
+        count = unread.get(recipient_id)
+        if count is not None:
+            unread[recipient_id] = count - len(rows)
     return [PrivateMessage(recipient_id, UserRef(i, n), t, at) for _, i, n, t, at in rows]
 
 

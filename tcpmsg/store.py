@@ -44,8 +44,8 @@ class Store(Protocol):
     async def put_message(self, message: PrivateMessage) -> int:
         """Keep a message; once it is safe, return how many wait for its recipient."""
 
-    async def take_messages(self, recipient_id: int) -> list[PrivateMessage]:
-        """Every unread message of a recipient, oldest first; they are read from then on."""
+    async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
+        """A recipient's oldest ``limit`` unread messages, oldest first; read from then on."""
 
     async def count_messages(self, recipient_id: int) -> int: ...
 
@@ -89,8 +89,11 @@ class MemoryStore:
         inbox.append(message)
         return len(inbox)
 
-    async def take_messages(self, recipient_id: int) -> list[PrivateMessage]:
-        return self._inboxes.pop(recipient_id, [])
+    async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
+        inbox = self._inboxes.pop(recipient_id, [])
+        if len(inbox) > limit:
+            self._inboxes[recipient_id] = inbox[limit:]
+        return inbox[:limit]
 
     async def count_messages(self, recipient_id: int) -> int:
         return len(self._inboxes.get(recipient_id, ()))

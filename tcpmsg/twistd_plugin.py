@@ -50,7 +50,7 @@ _LIMIT_OPTIONS = (
     ("burst", "burst", at_least(1), "Requests a client may send at once..."),
     ("rate", "rate", at_least(0.001, float), "...then per second (token bucket)."),
     ("flood-strikes", "flood_strikes", at_least(1), "Requests refused in a row before closing."),
-    ("sendq", "sendq", at_least(1024), "Bytes a client may leave unread before it is closed."),
+    ("sendq", "sendq", at_least(32 * 1024), "Bytes a client may leave unread before closing."),
     ("handshake-timeout", "handshake_timeout", at_least(0.001, float), "Seconds to say hello."),
     ("ping-after", "ping_after", at_least(0.001, float), "Seconds of silence before a ping."),
     ("ping-timeout", "ping_timeout", at_least(0.001, float), "Seconds to answer a ping."),

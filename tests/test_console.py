@@ -229,9 +229,9 @@ def test_option_3_lists_messages_in_local_time_or_says_there_are_none(session):
         {"time": "2026-11-24T17:45:03.120Z", "from": NINA, "text": "Hello World!"},
         {"time": "2026-11-24T18:01:00.000Z", "from": JOSE, "text": "Hi"},
     ]
-    session.server.answer(messages=messages)
+    session.server.answer(messages=messages, remaining=0)
     session.type("3")
-    session.server.answer(messages=[])
+    session.server.answer(messages=[], remaining=0)
     assert session.screen.take() == [
         "My messages:",
         "2026-11-24 17:45: Hello World! (from: Nina)",
@@ -239,6 +239,17 @@ def test_option_3_lists_messages_in_local_time_or_says_there_are_none(session):
         *MENU_LINES,
         "You have no new messages.",
         *MENU_LINES,
+    ]
+
+
+def test_option_3_says_how_many_messages_wait_for_the_next_page(session):
+    session.type("3")
+    page = [{"time": "2026-11-24T17:45:03.120Z", "from": NINA, "text": "first"}]
+    session.server.answer(messages=page, remaining=31)
+    assert session.screen.take()[:3] == [
+        "My messages:",
+        "2026-11-24 17:45: first (from: Nina)",
+        "31 more messages wait: choose 3 again.",
     ]
 
 

@@ -257,7 +257,7 @@ def test_messages_to_an_offline_registered_user_wait_for_the_next_login(hub):
     assert now(hub.send_message(jose, nina.id, "and again")) == nina.ref
     back = connect(hub, "Nina", "secret-1")
     assert now(hub.count_messages(back)) == 2
-    assert [m.text for m in now(hub.take_messages(back))] == ["while you were out", "and again"]
+    assert [m.text for m in now(hub.take_messages(back, 10))] == ["while you were out", "and again"]
 
 
 def test_an_unregistered_users_inbox_goes_with_it(hub, store):

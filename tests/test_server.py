@@ -122,7 +122,7 @@ def test_a_message_by_id_as_number_or_digits_reaches_the_recipient(connect):
     assert [e["unread"] for e in nina.lines()] == [1, 2]
 
 
-def test_inbox_returns_every_unread_message_oldest_first_then_nothing(connect, clock):
+def test_inbox_returns_the_unread_messages_oldest_first_then_nothing(connect, clock):
     jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
     jose.send("send", to="Nina", text="first")
     clock.advance(61)
@@ -135,8 +135,42 @@ def test_inbox_returns_every_unread_message_oldest_first_then_nothing(connect, c
             {"time": NOW, "from": jose.ref, "text": "first"},
             {"time": "2026-11-24T17:46:01.000Z", "from": ana.ref, "text": "second"},
         ],
+        "remaining": 0,
     }
-    assert nina.send("inbox") == [{"reply": "inbox", "messages": []}]
+    assert nina.send("inbox") == [{"reply": "inbox", "messages": [], "remaining": 0}]
+
+
+def test_a_big_inbox_comes_in_pages_that_fit_the_send_queue(hub, clock):
+    # 64 KiB of send queue: two texts of the longest kind, at worst, to a page.
+    factory = ServerFactory(hub, Limits(sendq=64 * 1024, burst=100), clock)
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    for n in range(5):
+        jose.send("send", to="Nina", text=f"{n}" * MAX_TEXT_LENGTH)
+    nina.lines()
+    pages = []
+    while not pages or pages[-1]["remaining"]:
+        [reply] = nina.send("inbox")
+        pages.append(reply)
+    assert [[m["text"][0] for m in page["messages"]] for page in pages] == [
+        ["0", "1"],
+        ["2", "3"],
+        ["4"],
+    ]
+    assert [page["remaining"] for page in pages] == [3, 1, 0]
+
+
+def test_a_join_sends_no_more_history_than_fits_the_send_queue(hub, clock):
+    factory = ServerFactory(hub, Limits(sendq=64 * 1024, burst=100), clock)
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    jose.send("create", channel="c")
+    for n in range(5):
+        jose.send("say", channel="c", text=f"{n}" * MAX_TEXT_LENGTH)
+    [reply] = nina.send("join", channel="c", history=5)
+    assert [line["text"][0] for line in reply["history"]] == ["3", "4"]
 
 
 def test_a_message_to_nobody_is_an_error(connect):
@@ -154,7 +188,7 @@ def test_a_message_too_long_or_empty_is_refused(connect):
     [error] = jose.send("send", to="Nina", text="")
     assert error["error"] == "empty_text"
     assert nina.lines() == []
-    assert nina.send("inbox") == [{"reply": "inbox", "messages": []}]
+    assert nina.send("inbox") == [{"reply": "inbox", "messages": [], "remaining": 0}]
 
 
 def test_a_mistyped_recipient_is_a_bad_request(connect):
@@ -794,9 +828,9 @@ def test_a_shutdown_answers_requests_in_flight_before_it_closes(clock):
     gate: Deferred[None] = Deferred()
 
     class SlowStore(MemoryStore):
-        async def take_messages(self, recipient_id: int):
+        async def take_messages(self, recipient_id: int, limit: int):
             await gate
-            return await super().take_messages(recipient_id)
+            return await super().take_messages(recipient_id, limit)
 
     factory = ServerFactory(Hub(SlowStore(), clock=clock.seconds), Limits(), clock)
     nina = LineClient(factory, 1)
@@ -806,5 +840,5 @@ def test_a_shutdown_answers_requests_in_flight_before_it_closes(clock):
     assert nina.lines() == [{"event": "shutdown", "message": "the server is going down"}]
     assert not nina.transport.disconnecting
     gate.callback(None)
-    assert nina.lines() == [{"reply": "inbox", "id": 7, "messages": []}]
+    assert nina.lines() == [{"reply": "inbox", "id": 7, "messages": [], "remaining": 0}]
     assert nina.transport.disconnecting

@@ -34,14 +34,30 @@ async def test_messages_are_counted_taken_oldest_first_and_then_gone(tmp_path):
         assert await store.put_message(PrivateMessage(NINA.id, JOSE, "one", 1.0)) == 1
         assert await store.put_message(PrivateMessage(NINA.id, JOSE, "two", 2.0)) == 2
         assert await store.count_messages(NINA.id) == 2
-        taken = await store.take_messages(NINA.id)
+        taken = await store.take_messages(NINA.id, 100)
         assert taken == [
             PrivateMessage(NINA.id, JOSE, "one", 1.0),
             PrivateMessage(NINA.id, JOSE, "two", 2.0),
         ]
-        assert await store.take_messages(NINA.id) == []
+        assert await store.take_messages(NINA.id, 100) == []
         assert await store.count_messages(NINA.id) == 0
         assert await store.put_message(PrivateMessage(NINA.id, JOSE, "three", 3.0)) == 1
+    finally:
+        await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_inbox_is_read_a_page_at_a_time_and_the_rest_stays(tmp_path):
+    store = opened(tmp_path / "t.db")
+    try:
+        await store.add_account(NINA_ACCOUNT)
+        for n in range(5):
+            await store.put_message(PrivateMessage(NINA.id, JOSE, f"m{n}", float(n)))
+        assert [m.text for m in await store.take_messages(NINA.id, 2)] == ["m0", "m1"]
+        assert await store.count_messages(NINA.id) == 3
+        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "m5", 5.0)) == 4
+        assert [m.text for m in await store.take_messages(NINA.id, 10)] == ["m2", "m3", "m4", "m5"]
+        assert await store.count_messages(NINA.id) == 0
     finally:
         await store.close()
 
@@ -140,7 +156,7 @@ async def test_a_failed_request_loses_only_itself_and_its_batch_is_kept(tmp_path
             await twice
         assert await after == 3
         assert store.batches == batches + 2
-        taken = await store.take_messages(NINA.id)
+        taken = await store.take_messages(NINA.id, 100)
         assert [m.text for m in taken] == ["one", "two", "three"]
     finally:
         await store.close()
@@ -190,7 +206,7 @@ async def test_a_first_version_database_is_upgraded_and_keeps_its_data(tmp_path)
     snapshot = store.open()
     try:
         assert snapshot.accounts == (NINA_ACCOUNT,)
-        assert [m.text for m in await store.take_messages(NINA.id)] == ["from version 1"]
+        assert [m.text for m in await store.take_messages(NINA.id, 100)] == ["from version 1"]
         store.save_channel(StoredChannel("new", NINA))
         assert await store.count_messages(NINA.id) == 0
     finally:

@@ -321,6 +321,10 @@ class Console:
                 f"{self._local(message['time'])}: {message['text']} "
                 f"(from: {message['from']['name']})"
             )
+        remaining = reply.get("remaining", 0)
+        if remaining:
+            waiting = "waits" if remaining == 1 else "wait"
+            self.screen.show(f"{plural(remaining, 'more message')} {waiting}: choose 3 again.")
 
     async def option_create(self) -> None:
         channel = (await self.ask("Enter new channel id: ")).strip()

@@ -43,6 +43,7 @@ from tcpmsg.protocols.refusals import (
     UnknownOp,
     UnsupportedVersion,
 )
+from tcpmsg.rules import MAX_TEXT_LENGTH
 
 log = Logger()
 
@@ -57,6 +58,9 @@ _PING = wire.encode({"event": "ping"})
 # How long a closing connection may take to drain before it is cut.
 CLOSE_GRACE = 5.0
 DEFAULT_JOIN_HISTORY = 20
+# The most one text (a message in an inbox, a line of history) takes on the wire:
+# every character 4 bytes of UTF-8 (or an escape), and its time, sender and keys.
+TEXT_BYTES = 4 * MAX_TEXT_LENGTH + 256
 
 
 class ServerProtocol(LineReceiver, Keepalive):
@@ -512,9 +516,21 @@ class ServerProtocol(LineReceiver, Keepalive):
         )
         return {"to": wire.user(to)}
 
+    def _page(self) -> int:
+        """How many texts one reply may carry: what fits half the send queue at worst.
+
+        A reply past the send queue cuts the client; an inbox's messages in it, read
+        from the store by then, would be lost.
+        """
+        return max(1, self.limits.sendq // 2 // TEXT_BYTES)
+
     async def op_inbox(self, request: wire.Request) -> dict[str, Any]:
-        messages = await self.factory.hub.take_messages(self.user)
-        return {"messages": [wire.private_message(m) for m in messages]}
+        hub = self.factory.hub
+        messages = await hub.take_messages(self.user, self._page())
+        return {
+            "messages": [wire.private_message(m) for m in messages],
+            "remaining": await hub.count_messages(self.user),
+        }
 
     def op_create(self, request: wire.Request) -> dict[str, Any]:
         channel = self.factory.hub.create_channel(self.user, request.string("channel"))
@@ -525,7 +541,7 @@ class ServerProtocol(LineReceiver, Keepalive):
         if history < 0:
             raise BadRequest("'history' is how many earlier lines to send: 0 or more")
         channel = self.factory.hub.join(self.user, request.string("channel"))
-        earlier = [wire.said_line(said) for said in channel.recent(history)]
+        earlier = [wire.said_line(said) for said in channel.recent(min(history, self._page()))]
         return {**_channel_members(channel), "history": earlier}
 
     def op_members(self, request: wire.Request) -> dict[str, Any]:
