@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import pytest_twisted
@@ -20,16 +22,20 @@ JOSE, NINA = UserRef(23456, "Jose"), UserRef(50851, "Nina")
 NINA_ACCOUNT = Account(NINA.id, "Nina", "scrypt$16384$8$1$c2FsdA==$aGFzaA==")
 
 
-def opened(path, history_limit: int = 100) -> SqliteStore:
+@asynccontextmanager
+async def opened(path, history_limit: int = 100) -> AsyncIterator[SqliteStore]:
+    """A store on ``path``, open for the block, closed after it whatever happens."""
     store = SqliteStore(str(path), reactor, history_limit=history_limit)
     store.open()
-    return store
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_messages_are_counted_taken_oldest_first_and_then_gone(tmp_path):
-    store = opened(tmp_path / "t.db")
-    try:
+    async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
         assert await store.put_message(PrivateMessage(NINA.id, JOSE, "one", 1.0)) == 1
         assert await store.put_message(PrivateMessage(NINA.id, JOSE, "two", 2.0)) == 2
@@ -42,14 +48,11 @@ async def test_messages_are_counted_taken_oldest_first_and_then_gone(tmp_path):
         assert await store.take_messages(NINA.id, 100) == []
         assert await store.count_messages(NINA.id) == 0
         assert await store.put_message(PrivateMessage(NINA.id, JOSE, "three", 3.0)) == 1
-    finally:
-        await store.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_an_inbox_is_read_a_page_at_a_time_and_the_rest_stays(tmp_path):
-    store = opened(tmp_path / "t.db")
-    try:
+    async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
         for n in range(5):
             await store.put_message(PrivateMessage(NINA.id, JOSE, f"m{n}", float(n)))
@@ -58,14 +61,11 @@ async def test_an_inbox_is_read_a_page_at_a_time_and_the_rest_stays(tmp_path):
         assert await store.put_message(PrivateMessage(NINA.id, JOSE, "m5", 5.0)) == 4
         assert [m.text for m in await store.take_messages(NINA.id, 10)] == ["m2", "m3", "m4", "m5"]
         assert await store.count_messages(NINA.id) == 0
-    finally:
-        await store.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_burst_of_messages_costs_one_commit(tmp_path):
-    store = opened(tmp_path / "t.db")
-    try:
+    async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
         before = store.batches
         puts = [
@@ -76,36 +76,30 @@ async def test_a_burst_of_messages_costs_one_commit(tmp_path):
         assert [count for _, count in results] == list(range(1, 501))
         # The first message starts a commit; the other 499 wait and share the next one.
         assert store.batches - before == 2
-    finally:
-        await store.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_discarded_inboxes_are_gone_and_queued_work_keeps_its_order(tmp_path):
-    store = opened(tmp_path / "t.db")
-    try:
+    async with opened(tmp_path / "t.db") as store:
         pending = Deferred.fromCoroutine(
             store.put_message(PrivateMessage(77777, JOSE, "for a passer-by", 1.0))
         )
         store.discard_messages(77777)
         assert await pending == 1
         assert await store.count_messages(77777) == 0
-    finally:
-        await store.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_everything_kept_comes_back_after_a_reopen(tmp_path):
     path = tmp_path / "t.db"
-    store = opened(path, history_limit=3)
-    await store.add_account(NINA_ACCOUNT)
-    await store.put_message(PrivateMessage(NINA.id, JOSE, "while you were out", 5.0))
-    store.save_channel(StoredChannel("Lobby", NINA))
-    store.save_channel(StoredChannel("gone", NINA))
-    for n in range(5):
-        store.record_said(Said("Lobby", JOSE, f"line {n}", float(n)))
-    store.drop_channel("GONE")
-    await store.close()
+    async with opened(path, history_limit=3) as store:
+        await store.add_account(NINA_ACCOUNT)
+        await store.put_message(PrivateMessage(NINA.id, JOSE, "while you were out", 5.0))
+        store.save_channel(StoredChannel("Lobby", NINA))
+        store.save_channel(StoredChannel("gone", NINA))
+        for n in range(5):
+            store.record_said(Said("Lobby", JOSE, f"line {n}", float(n)))
+        store.drop_channel("GONE")
 
     again = SqliteStore(str(path), reactor, history_limit=3)
     snapshot = again.open()
@@ -122,21 +116,17 @@ async def test_everything_kept_comes_back_after_a_reopen(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_an_account_name_is_registered_once(tmp_path):
-    store = opened(tmp_path / "t.db")
-    try:
+    async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
         with pytest.raises(AlreadyRegistered):
             await store.add_account(Account(99999, "NINA", "scrypt$1$1$1$a$b"))
         # The failed request spoiled nothing else of its batch.
         assert await store.put_message(PrivateMessage(NINA.id, JOSE, "still fine", 1.0)) == 1
-    finally:
-        await store.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_failed_request_loses_only_itself_and_its_batch_is_kept(tmp_path):
-    store = opened(tmp_path / "t.db")
-    try:
+    async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
         first = Deferred.fromCoroutine(store.put_message(PrivateMessage(NINA.id, JOSE, "one", 1.0)))
         # These three wait for the first to commit, and go in one batch.
@@ -158,30 +148,21 @@ async def test_a_failed_request_loses_only_itself_and_its_batch_is_kept(tmp_path
         assert store.batches == batches + 2
         taken = await store.take_messages(NINA.id, 100)
         assert [m.text for m in taken] == ["one", "two", "three"]
-    finally:
-        await store.close()
 
-    reopened = opened(tmp_path / "t.db")
-    try:
+    async with opened(tmp_path / "t.db") as reopened:
         assert await reopened.count_messages(NINA.id) == 0
-    finally:
-        await reopened.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_unregistered_inboxes_left_by_a_crash_are_dropped_at_open(tmp_path):
     path = tmp_path / "t.db"
-    store = opened(path)
-    await store.add_account(NINA_ACCOUNT)
-    await store.put_message(PrivateMessage(NINA.id, JOSE, "kept", 1.0))
-    await store.put_message(PrivateMessage(77777, JOSE, "stale", 1.0))
-    await store.close()
-    again = opened(path)
-    try:
+    async with opened(path) as store:
+        await store.add_account(NINA_ACCOUNT)
+        await store.put_message(PrivateMessage(NINA.id, JOSE, "kept", 1.0))
+        await store.put_message(PrivateMessage(77777, JOSE, "stale", 1.0))
+    async with opened(path) as again:
         assert await again.count_messages(77777) == 0
         assert await again.count_messages(NINA.id) == 1
-    finally:
-        await again.close()
 
 
 @pytest_twisted.ensureDeferred
@@ -238,21 +219,17 @@ def test_a_folder_that_does_not_exist_is_refused_in_one_line(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_a_second_server_on_the_same_file_is_refused(tmp_path):
-    store = opened(tmp_path / "t.db")
-    try:
+    async with opened(tmp_path / "t.db"):
         with pytest.raises(StoreError, match="in use by another tcpmsg server"):
             SqliteStore(str(tmp_path / "t.db"), reactor).open()
-    finally:
-        await store.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_new_file_is_logged_as_new_and_an_existing_one_is_not(tmp_path):
     with capturedLogs() as events:
-        store = opened(tmp_path / "t.db")
-        await store.close()
-        again = opened(tmp_path / "t.db")
-        await again.close()
+        for _ in range(2):
+            async with opened(tmp_path / "t.db"):
+                pass
     said = [e["log_format"] for e in events]
     assert said.count("{path}: a new store") == 1
     upgraded = "{path}: schema upgraded to version {version}"
