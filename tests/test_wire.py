@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tcpmsg.errors import BadRequest
-from tcpmsg.events import Said, UserRef
+from tcpmsg.events import MessageWaiting, Said, UserRef
 from tcpmsg.protocols import wire
 
 NINA = UserRef(50851, "Nina")
@@ -46,7 +46,7 @@ _text = st.text(st.characters(exclude_categories=("Cs",)))
     client_id=st.integers(0, 10**12),
     seconds=st.floats(0, 4e9),
 )
-def test_a_said_event_is_built_to_the_same_bytes_the_json_encoder_writes(
+def test_events_built_from_parts_are_the_bytes_the_json_encoder_writes(
     channel, name, text, client_id, seconds
 ):
     said = Said(channel, UserRef(client_id, name), text, seconds)
@@ -54,6 +54,11 @@ def test_a_said_event_is_built_to_the_same_bytes_the_json_encoder_writes(
         {"event": "said", "channel": channel, **wire.said_line(said)},
     )
     assert wire.encode_event(said) == expected
+    waiting = MessageWaiting(UserRef(client_id, name), len(text))
+    expected = wire.encode(
+        {"event": "message_waiting", "from": wire.user(waiting.sender), "unread": len(text)}
+    )
+    assert wire.encode_event(waiting) == expected
 
 
 def test_the_encoder_encodes_one_event_once_for_many_members(monkeypatch):

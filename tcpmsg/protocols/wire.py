@@ -198,15 +198,33 @@ def said_line(said: Said) -> dict[str, Any]:
     return {"from": user(said.sender), "text": said.text, "time": iso_time(said.time)}
 
 
+# The events of the hot paths (a channel's fan-out, a private message's notice) are
+# built from their parts: the same bytes as encode() writes for the dicts below (a
+# test holds them equal), at a third of the cost.
+
+
+def _user_json(ref: UserRef) -> str:
+    return f'{{"id":{ref.id},"name":{_quote(ref.name)}}}'
+
+
 def _encode_said(said: Said) -> bytes:
-    # The fan-out's hot path, so built from its parts: the same bytes as encode() writes
-    # for the dict below (a test holds them equal), at a third of the cost.
-    sender = said.sender
     return (
-        f'{{"event":"said","channel":{_quote(said.channel)},'
-        f'"from":{{"id":{sender.id},"name":{_quote(sender.name)}}},'
+        f'{{"event":"said","channel":{_quote(said.channel)},"from":{_user_json(said.sender)},'
         f'"text":{_quote(said.text)},"time":"{iso_time(said.time)}"}}\n'
     ).encode()
+
+
+def _encode_message_waiting(waiting: MessageWaiting) -> bytes:
+    return (
+        f'{{"event":"message_waiting","from":{_user_json(waiting.sender)},'
+        f'"unread":{waiting.unread}}}\n'
+    ).encode()
+
+
+_FROM_PARTS: dict[type, Callable[[Any], bytes]] = {
+    Said: _encode_said,
+    MessageWaiting: _encode_message_waiting,
+}
 
 
 _EVENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
@@ -233,8 +251,9 @@ _EVENTS: dict[type, Callable[[Any], dict[str, Any]]] = {
 
 
 def encode_event(event: Event) -> bytes:
-    if type(event) is Said:
-        return _encode_said(event)
+    from_parts = _FROM_PARTS.get(type(event))
+    if from_parts is not None:
+        return from_parts(event)
     return encode(_EVENTS[type(event)](event))
 
 
