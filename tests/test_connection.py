@@ -1,0 +1,233 @@
+"""A client connection's mechanics in memory: overlong lines, the flood limit, slow
+readers, the handshake's deadline, the keepalive, admission and shutdown.
+
+Driven through the JSON front end (``ServerProtocol``), the one ``ClientConnection``
+there is: bytes in, lines out, on a ``task.Clock``.
+"""
+
+from __future__ import annotations
+
+import json
+from unittest.mock import ANY
+
+from twisted.internet.defer import Deferred
+
+from tcpmsg.hub import Hub
+from tcpmsg.protocols import wire
+from tcpmsg.protocols.limits import Limits
+from tcpmsg.protocols.server import ServerFactory
+from tcpmsg.store import MemoryStore
+from tests.conftest import LineClient
+
+
+def test_an_overlong_line_is_refused_and_the_next_line_is_read(connect):
+    jose = connect("Jose")
+    too_long = b"x" * (wire.MAX_LINE_BYTES + 1)
+    replies = jose.feed(too_long + b'\n{"op":"ping","id":1}\n')
+    assert [r.get("error") or r.get("reply") for r in replies] == ["line_too_long", "ping"]
+    assert not jose.transport.disconnecting
+
+
+def test_a_line_at_the_limit_is_read_whatever_its_ending(connect):
+    jose = connect("Jose")
+    request = b'{"op":"ping","pad":"'
+    padded = request + b"x" * (wire.MAX_LINE_BYTES - len(request) - 2) + b'"}'
+    assert len(padded) == wire.MAX_LINE_BYTES
+    assert [r["reply"] for r in jose.feed(padded + b"\r\n" + padded + b"\n")] == ["ping", "ping"]
+    [error] = jose.feed(b" " + padded + b"\r\n")
+    assert error["error"] == "line_too_long"
+    assert jose.send("ping") == [{"reply": "ping"}]
+
+
+def test_an_overlong_line_in_pieces_is_skipped_up_to_its_newline(connect):
+    jose = connect("Jose")
+    [error] = jose.feed(b"x" * (wire.MAX_LINE_BYTES + 10))
+    assert error["error"] == "line_too_long"
+    assert jose.feed(b'"still the long line"' * 100) == []
+    assert jose.feed(b'tail\n{"op":"ping"}\n') == [{"reply": "ping"}]
+
+
+def test_a_client_that_keeps_sending_overlong_lines_is_closed(connect, limits):
+    jose = connect("Jose")
+    too_long = b"x" * (limits.max_line + 1) + b"\n"
+    for _ in range(limits.oversized_lines - 1):
+        [error] = jose.feed(too_long)
+        assert error["error"] == "line_too_long"
+        assert not jose.closed
+    [error] = jose.feed(too_long)
+    assert error["error"] == "line_too_long"
+    assert jose.closed
+
+
+def test_a_burst_is_served_then_requests_are_rate_limited_with_a_retry_time(connect, clock):
+    jose = connect("Jose")  # hello took one token
+    replies = jose.feed(b'{"op":"ping"}\n' * 20)
+    assert [r.get("reply") or r["error"] for r in replies] == ["ping"] * 19 + ["rate_limited"]
+    assert replies[-1]["retry_after"] == 0.1
+    clock.advance(0.1)
+    assert jose.send("ping") == [{"reply": "ping"}]
+
+
+def test_a_client_that_keeps_flooding_is_closed(connect, limits):
+    jose = connect("Jose")
+    replies = jose.feed(b'{"op":"ping"}\n' * (limits.burst + limits.flood_strikes + 5))
+    assert [r["error"] for r in replies[-2:]] == ["rate_limited", "rate_limited"]
+    assert jose.closed
+
+
+def test_a_person_typing_and_a_busy_channel_are_never_limited(connect, clock):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    ana.send("join", channel="c")
+    jose.lines(), nina.lines()
+    heard = []
+    for n in range(200):
+        clock.advance(0.5)
+        speaker = (jose, nina)[n % 2]
+        assert {"reply": "say", "channel": "c", "time": ANY} in speaker.send(
+            "say", channel="c", text=f"line {n}"
+        )
+        lines = ana.send("ping") if n % 50 == 0 else ana.lines()
+        heard += [line for line in lines if line.get("event") == "said"]
+    assert [line["text"] for line in heard] == [f"line {n}" for n in range(200)]
+
+
+def test_a_client_that_stops_reading_is_paused_then_dropped_and_others_still_hear(
+    connect, limits, clock
+):
+    jose, nina, ana = connect("Jose"), connect("Nina"), connect("Ana")
+    jose.send("create", channel="c")
+    nina.send("join", channel="c")
+    ana.send("join", channel="c")
+    jose.lines(), nina.lines(), ana.lines()
+    # Ana's transport buffer is full: it stops reading her requests. (Twisted says so
+    # again on every write while the buffer stays full.)
+    ana.protocol.pauseProducing()
+    assert ana.transport.producerState == "paused"
+    text = "x" * 3000
+    for _ in range(limits.sendq // 3000 + 1):
+        clock.advance(1 / limits.rate)
+        jose.send("say", channel="c", text=text)
+        ana.protocol.pauseProducing()
+    assert ana.transport.disconnected
+    said = [line for line in nina.lines() if line.get("event") == "said"]
+    assert len(said) == limits.sendq // 3000 + 1
+    ana.drop()
+    clock.advance(1)
+    assert jose.send("members", channel="c")[-1]["members"] == [jose.ref, nina.ref]
+
+
+def test_a_paused_client_that_catches_up_is_resumed(connect):
+    nina = connect("Nina")
+    nina.protocol.pauseProducing()
+    nina.protocol.resumeProducing()
+    assert nina.transport.producerState == "producing"
+    assert nina.send("ping") == [{"reply": "ping"}]
+
+
+def test_a_connection_that_never_says_hello_is_closed_after_the_deadline(connect, clock):
+    silent = connect()
+    clock.advance(29)
+    assert silent.feed(b'{"op":"ping"}\n') == [{"reply": "ping"}]
+    clock.advance(1)
+    [error] = silent.lines()
+    assert error["error"] == "handshake_timeout"
+    assert silent.closed
+
+
+def test_a_silent_client_is_pinged_then_closed_and_cleaned_up(connect, clock):
+    jose, nina = connect("Jose"), connect("Nina")
+    nina.send("create", channel="c")
+    jose.send("join", channel="c")
+    nina.lines()
+    clock.advance(89)
+    nina.send("ping")
+    clock.advance(1)
+    assert jose.lines() == [{"event": "ping"}]
+    clock.advance(59)
+    assert not jose.closed
+    clock.advance(1)
+    assert jose.lines()[-1]["error"] == "ping_timeout"
+    assert jose.closed
+    jose.drop()
+    assert nina.lines()[-1] == {
+        "event": "left",
+        "channel": "c",
+        "user": jose.ref,
+        "reason": "disconnected",
+    }
+
+
+def test_any_line_answers_a_ping(connect, clock):
+    jose = connect("Jose")
+    clock.advance(90)
+    assert jose.lines() == [{"event": "ping"}]
+    jose.send("ping")
+    clock.advance(60)
+    assert not jose.closed
+    clock.advance(30)
+    assert jose.lines() == [{"event": "ping"}]
+
+
+def test_too_many_connections_from_one_address_are_refused_with_a_reason(connect, limits):
+    for _ in range(limits.max_per_address):
+        assert not connect(host="10.1.1.1").closed
+    refused = connect(host="10.1.1.1")
+    [error] = refused.lines()
+    assert error["error"] == "too_many_connections"
+    assert refused.closed
+    assert not connect(host="10.1.1.2").closed
+
+
+def test_garbage_costs_tokens_too_so_a_garbage_flood_is_closed(connect, limits):
+    jose = connect("Jose")
+    replies = jose.feed(b"not json\n" * (limits.burst + limits.flood_strikes))
+    assert replies[0]["error"] == "bad_json"
+    assert replies[-1]["error"] == "rate_limited"
+    assert jose.closed
+
+
+def test_blank_lines_are_skipped_but_a_flood_of_them_is_closed(connect, limits):
+    jose = connect("Jose")
+    assert jose.feed(b"\n\r\n  \n") == []
+    replies = jose.feed(b"\n" * 64 * 1024)
+    assert replies[0]["error"] == "rate_limited"
+    assert replies[-1]["error"] == "rate_limited"
+    assert jose.closed
+
+
+def test_a_paused_client_owed_too_much_in_a_single_turn_is_cut(hub, clock):
+    limits = Limits(burst=10_000, rate=10_000.0)
+    factory = ServerFactory(hub, limits, clock)
+    jose, ana = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    ana.hello("Ana")
+    jose.send("create", channel="c")
+    ana.send("join", channel="c")
+    jose.lines(), ana.lines()
+    ana.protocol.pauseProducing()
+    said = json.dumps({"op": "say", "channel": "c", "text": "x" * 3000}).encode() + b"\n"
+    jose.protocol.dataReceived(said * (limits.sendq // 3000 + 1))  # one read, one turn
+    clock.advance(0)
+    assert ana.transport.disconnected
+
+
+def test_a_shutdown_answers_requests_in_flight_before_it_closes(clock):
+    gate: Deferred[None] = Deferred()
+
+    class SlowStore(MemoryStore):
+        async def take_messages(self, recipient_id: int, limit: int):
+            await gate
+            return await super().take_messages(recipient_id, limit)
+
+    factory = ServerFactory(Hub(SlowStore(), clock=clock.seconds), Limits(), clock)
+    nina = LineClient(factory, 1)
+    nina.hello("Nina")
+    assert nina.send("inbox", id=7) == []
+    Deferred.fromCoroutine(factory.shut_down())
+    assert nina.lines() == [{"event": "shutdown", "message": "the server is going down"}]
+    assert not nina.transport.disconnecting
+    gate.callback(None)
+    assert nina.lines() == [{"reply": "inbox", "id": 7, "messages": [], "remaining": 0}]
+    assert nina.transport.disconnecting
