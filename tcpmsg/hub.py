@@ -143,7 +143,9 @@ class Hub:
             return
         del self._users[user.id]
         del self._names[user.name.casefold()]
-        if not user.registered:
+        # An account being written for this user (register still waiting on the store)
+        # keeps its id and inbox as a registered one does.
+        if not user.registered and user.id not in self._account_ids:
             self._store.discard_messages(user.id)
             self._ids.release(user.id)
         for channel in list(user.channels.values()):
@@ -188,6 +190,9 @@ class Hub:
         if user.registered or user.name.casefold() in self._accounts:
             raise errors.AlreadyRegistered(f"{user.name} is registered already")
         password_hash = await self._run_slow(hash_password, password)
+        if self._users.get(user.id) is not user:
+            # Gone while the password was hashed: its name may be someone else's by now.
+            raise errors.UnknownUser(f"{user.name} disconnected before registering")
         account = Account(user.id, user.name, password_hash)
         if account.key in self._accounts:
             raise errors.AlreadyRegistered(f"{user.name} is registered already")
@@ -196,6 +201,8 @@ class Hub:
             await self._store.add_account(account)
         except Exception:
             del self._accounts[account.key], self._account_ids[account.client_id]
+            if self._users.get(user.id) is not user:
+                self._ids.release(user.id)
             raise
         user.registered = True
         for channel in user.channels.values():

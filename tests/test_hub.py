@@ -23,6 +23,7 @@ from tcpmsg.events import (
     UserRef,
 )
 from tcpmsg.hub import Hub, User
+from tcpmsg.ids import ClientIds
 from tcpmsg.store import MemoryStore, Snapshot, StoredChannel
 
 
@@ -317,3 +318,61 @@ def test_channels_come_back_from_a_snapshot_with_their_history():
     hub = Hub(MemoryStore(), Snapshot(channels=(StoredChannel("lobby", jose, (said,)),)))
     assert hub.channel("LOBBY").kept
     assert hub.channel("lobby").recent(5) == [said]
+
+
+def _gated_hub() -> tuple[Hub, list[Deferred[None]], MemoryStore]:
+    """A hub whose slow work (password hashing) waits for the test to let it go."""
+    gates: list[Deferred[None]] = []
+
+    async def held(work: Any, *args: Any) -> Any:
+        gate: Deferred[None] = Deferred()
+        gates.append(gate)
+        await gate
+        return work(*args)
+
+    store = MemoryStore()
+    return Hub(store, run_slow=held), gates, store
+
+
+def test_who_leaves_while_its_password_is_hashed_registers_nothing():
+    hub, gates, store = _gated_hub()
+    [first] = join_all(hub, "Rr0")
+    registering = Deferred.fromCoroutine(hub.register(first, "secret-1"))
+    hub.disconnect(first)
+    [second] = join_all(hub, "Rr0")
+    gates.pop().callback(None)
+    failures: list[Failure] = []
+    registering.addErrback(failures.append)
+    assert failures[0].check(errors.UnknownUser)
+    assert store.accounts == {}
+    assert hub.find_user("rr0") is second
+
+
+def test_who_leaves_while_its_account_is_written_keeps_its_id_and_inbox():
+    gate: Deferred[None] = Deferred()
+
+    class SlowStore(MemoryStore):
+        async def add_account(self, account: Any) -> None:
+            await gate
+            await super().add_account(account)
+
+    released: list[int] = []
+
+    class RecordingIds(ClientIds):
+        def release(self, client_id: int) -> None:
+            released.append(client_id)
+            super().release(client_id)
+
+    store, ids = SlowStore(), RecordingIds()
+    hub = Hub(store, ids=ids)
+    [nina, jose] = join_all(hub, "Nina", "Jose")
+    registering = Deferred.fromCoroutine(hub.register(nina, "secret-1"))
+    now(hub.send_message(jose, "Nina", "kept for the account"))
+    hub.disconnect(nina)
+    gate.callback(None)
+    assert registering.called
+    assert store.accounts["nina"].client_id == nina.id
+    assert nina.id not in released
+    back = connect(hub, "Nina", "secret-1")
+    assert back.id == nina.id
+    assert [m.text for m in now(hub.take_messages(back, 10))] == ["kept for the account"]
