@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.logger import capturedLogs
 
+from tcpmsg.hub import Hub
 from tcpmsg.menu import MENU
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Limits
 from tcpmsg.protocols.server import ServerFactory
 from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
+from tcpmsg.store import MemoryStore
 from tests.conftest import LineClient
 
 NOW = "2026-11-24T17:45:00.000Z"
@@ -625,3 +628,110 @@ def test_after_a_wrong_password_from_an_address_even_a_new_name_from_it_waits(co
     assert guesser.send("hello", name="Someone") == []
     clock.advance(1)
     assert guesser.lines()[0]["name"] == "Someone"
+
+
+# Requests still owed when a connection winds down, and a hello that waits
+
+
+class GatedStore(MemoryStore):
+    """Holds every inbox read and count until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: Deferred[None] = Deferred()
+
+    async def take_messages(self, recipient_id: int, limit: int):
+        await self.gate
+        return await super().take_messages(recipient_id, limit)
+
+    async def count_messages(self, recipient_id: int) -> int:
+        await self.gate
+        return await super().count_messages(recipient_id)
+
+
+def gated(clock, limits: Limits = Limits()) -> tuple[ServerFactory, GatedStore]:  # noqa: B008
+    store = GatedStore()
+    store.gate.callback(None)
+    return ServerFactory(Hub(store, clock=clock.seconds), limits, clock), store
+
+
+def test_an_inbox_then_quit_in_one_read_answers_the_inbox_before_the_quit(clock):
+    factory, store = gated(clock)
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    jose.send("send", to="Nina", text="read me")
+    nina.lines()
+    store.gate = Deferred()
+    assert nina.feed(b'{"op":"inbox","id":1}\n{"op":"quit","id":2}\n{"op":"users"}\n') == []
+    assert not nina.transport.disconnecting
+    store.gate.callback(None)
+    replies = nina.lines()
+    assert [(r["reply"], r.get("id")) for r in replies] == [("inbox", 1), ("quit", 2)]
+    assert replies[0]["messages"][0]["text"] == "read me"
+    assert nina.transport.disconnecting
+
+
+def test_a_quit_waits_for_an_answer_at_most_the_close_grace(clock):
+    factory, store = gated(clock)
+    nina = LineClient(factory, 2, "10.0.0.2")
+    nina.hello("Nina")
+    store.gate = Deferred()
+    nina.feed(b'{"op":"inbox"}\n{"op":"quit"}\n')
+    clock.advance(4.9)
+    assert not nina.transport.disconnecting
+    clock.advance(0.1)
+    assert nina.lines() == [{"reply": "quit"}]
+    assert nina.transport.disconnecting
+
+
+def test_an_inbox_asked_while_one_is_read_gets_an_empty_page_and_the_count(clock):
+    # 64 KiB of send queue: pages of two; two pages taken at once could pass it.
+    factory, store = gated(clock, Limits(sendq=64 * 1024))
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    for n in range(3):
+        jose.send("send", to="Nina", text=f"m{n}")
+    nina.lines()
+    store.gate = Deferred()
+    nina.feed(b'{"op":"inbox","id":1}\n{"op":"inbox","id":2}\n')
+    store.gate.callback(None)
+    first, second = nina.lines()
+    assert ([m["text"] for m in first["messages"]], first["remaining"]) == (["m0", "m1"], 1)
+    assert (second["id"], second["messages"], second["remaining"]) == (2, [], 1)
+
+
+def test_a_login_dropped_while_its_inbox_is_counted_frees_the_name(clock):
+    factory, store = gated(clock)
+    nina = LineClient(factory, 2, "10.0.0.2")
+    nina.hello("Nina")
+    register(nina)
+    nina.drop()
+    store.gate = Deferred()
+    again = LineClient(factory, 3, "10.0.0.3")
+    again.send("hello", name="Nina", password="secret-1")
+    again.drop()
+    store.gate.callback(None)
+    third = LineClient(factory, 4, "10.0.0.4")
+    [reply] = third.send("hello", name="Nina", password="secret-1")
+    assert reply["name"] == "Nina"
+
+
+def test_events_that_come_while_a_login_waits_follow_its_reply(clock):
+    factory, store = gated(clock)
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    register(nina)
+    nina.drop()
+    store.gate = Deferred()
+    again = LineClient(factory, 3, "10.0.0.3")
+    assert again.send("hello", name="Nina", password="secret-1") == []
+    jose.feed(b'{"op":"send","to":"Nina","text":"hi"}\n')
+    store.gate.callback(None)
+    lines = again.lines()
+    assert [line.get("reply") or line.get("event") for line in lines] == [
+        "hello",
+        "message_waiting",
+    ]

@@ -78,6 +78,7 @@ class ClientConnection(LineReceiver, Keepalive):
         "_gone",
         "_heard_at",
         "_in_flight",
+        "_last_line",
         "_lost",
         "_overflow",
         "_oversized",
@@ -98,6 +99,7 @@ class ClientConnection(LineReceiver, Keepalive):
         self._overflow = b""
         self._oversized = self._flood_strikes = self._owed = self._in_flight = 0
         self._cut: Any = None
+        self._last_line: bytes | None = None
         self._heard_at = 0.0
         self._pinged_at: float | None = None
         # The keys LineReceiver sets at the first read, set before any other instance exists.
@@ -229,15 +231,35 @@ class ClientConnection(LineReceiver, Keepalive):
         """The server is going down: say so, read no more, answer what is in flight, close."""
         if self._closing or self._shutting_down:
             return
-        self._shutting_down = True
-        self.transport.pauseProducing()
         self._send(self.shutdown_line(message))
+        self.wind_down()
+
+    def wind_down(self, last_line: bytes | None = None) -> None:
+        """Read no more; answer what is in flight; then send ``last_line`` and close.
+
+        A reply owed when a client quits, or the server goes down, is still sent
+        (it may carry messages already taken from the store), for ``CLOSE_GRACE``
+        seconds at most.
+        """
+        self._shutting_down = True
+        self._last_line = last_line
+        self.transport.pauseProducing()
+        if self._in_flight:
+            self._cut = self.callLater(CLOSE_GRACE, self._stop_waiting)
         self._close_once_answered()
 
-    def _close_once_answered(self) -> None:
-        """Going down: close as soon as no request waits for its answer."""
-        if self._shutting_down and not self._in_flight and not self._closing:
+    def _stop_waiting(self) -> None:
+        self._close_once_answered(waited_enough=True)
+
+    def _close_once_answered(self, waited_enough: bool = False) -> None:
+        """Winding down: close as soon as no request waits for its answer."""
+        answered = waited_enough or not self._in_flight
+        if self._shutting_down and answered and not self._closing:
             self._closing = True
+            if self._cut is not None and self._cut.active():
+                self._cut.cancel()
+            if self._last_line is not None:
+                self.outbox.add(self._last_line)
             self._hang_up()
 
     def _say_goodbye(self, line: bytes) -> None:
@@ -257,6 +279,13 @@ class ClientConnection(LineReceiver, Keepalive):
 
     def _now(self) -> float:
         return self.factory.clock.seconds()
+
+    def room(self) -> int:
+        """How many more bytes the client's send queue takes now."""
+        queued = queued_bytes(self.transport)
+        if queued is None:
+            queued = self._owed if self._paused else 0
+        return self.limits.sendq - queued - self.outbox.held()
 
     # The transport's producer: its buffer filled, or drained
 

@@ -65,12 +65,13 @@ class ServerProtocol(ClientConnection):
     factory: ServerFactory
     PING_LINE = wire.encode({"event": "ping"})
 
-    __slots__ = ("_greeting", "_quitting", "user")
+    __slots__ = ("_early", "_greeting", "_quitting", "_reading_inbox", "user")
 
     def __init__(self) -> None:
         super().__init__()
         self.user: User | None = None
-        self._greeting = self._quitting = False
+        self._greeting = self._quitting = self._reading_inbox = False
+        self._early: list[bytes] | None = None
 
     @property
     def greeted(self) -> bool:
@@ -106,6 +107,11 @@ class ServerProtocol(ClientConnection):
 
     def deliver(self, event: Event) -> None:
         line = self.factory.encode_event(event)
+        if self.user is None:
+            # The hub knows the user before its hello is answered (a password check
+            # waits on the store): hold what comes meanwhile until the reply is out.
+            self._early = (self._early or []) + [line]
+            return
         chunks = self._chunks
         if chunks:
             # Already owed something this turn: the fan-out's fast path.
@@ -121,6 +127,9 @@ class ServerProtocol(ClientConnection):
     # Dispatch
 
     def lineReceived(self, line: bytes) -> None:
+        if self._shutting_down:
+            # After a quit, the rest of the read is not for us.
+            return
         line = line.removesuffix(b"\r")
         if len(line) > self.limits.max_line:
             self._refuse_long_line()
@@ -174,11 +183,17 @@ class ServerProtocol(ClientConnection):
             self._close_once_answered()
 
     def _reply(self, body: dict[str, Any], op: str, request_id: int | str | None) -> None:
-        self._send(wire.encode_reply(op, request_id, body))
+        line = wire.encode_reply(op, request_id, body)
         if op == "quit":
-            # The reply is the last line: nothing said after it may hold the close open.
-            self._closing = True
-            self._hang_up()
+            # The last line, after the replies still owed (an inbox's messages, say).
+            self.wind_down(line)
+            return
+        self._send(line)
+        if op == "hello" and self._early:
+            # Events that came while the hello waited (message_waiting) follow its reply.
+            early, self._early = self._early, None
+            for event in early:
+                self._send(event)
 
     def _fail(self, failure: Failure, op: str | None, request_id: Any) -> None:
         error = failure.value
@@ -226,11 +241,17 @@ class ServerProtocol(ClientConnection):
         finally:
             self._greeting = False
         throttle.succeeded(keys[:1])
-        if self._gone:
-            # Gone while the password was checked.
+        # Until welcomed, the connection does not hold the user: whatever happens while
+        # the inbox is counted, the hub must not keep a user nobody answers for.
+        try:
+            unread = await hub.count_messages(user) if user.registered else 0
+        except BaseException:
+            hub.disconnect(user)
+            raise
+        if self._gone or self._shutting_down:
             hub.disconnect(user)
             return {}
-        return self._welcome(user, await hub.count_messages(user) if user.registered else 0)
+        return self._welcome(user, unread)
 
     def _welcome(self, user: User, unread: int) -> dict[str, Any]:
         self.user = user
@@ -266,20 +287,29 @@ class ServerProtocol(ClientConnection):
         return {"to": wire.user(to)}
 
     def _page(self) -> int:
-        """How many texts one reply may carry: what fits half the send queue at worst.
+        """How many texts one reply may carry: what fits half the room left in the send
+        queue, at their worst size.
 
         A reply past the send queue cuts the client; an inbox's messages in it, read
         from the store by then, would be lost.
         """
-        return max(1, self.limits.sendq // 2 // TEXT_BYTES)
+        return max(0, self.room() // 2 // TEXT_BYTES)
 
     async def op_inbox(self, request: wire.Request) -> dict[str, Any]:
         hub = self.factory.hub
-        messages = await hub.take_messages(self.user, self._page())
-        return {
-            "messages": [wire.private_message(m) for m in messages],
-            "remaining": await hub.count_messages(self.user),
-        }
+        if self._reading_inbox:
+            # Pages taken at once would not see each other in the send queue.
+            return {"messages": [], "remaining": await hub.count_messages(self.user)}
+        self._reading_inbox = True
+        try:
+            page = self._page()
+            messages = await hub.take_messages(self.user, page) if page else []
+            return {
+                "messages": [wire.private_message(m) for m in messages],
+                "remaining": await hub.count_messages(self.user),
+            }
+        finally:
+            self._reading_inbox = False
 
     def op_create(self, request: wire.Request) -> dict[str, Any]:
         channel = self.factory.hub.create_channel(self.user, request.string("channel"))
