@@ -66,3 +66,16 @@ def test_old_failures_are_swept_so_guessing_many_names_costs_no_memory():
         throttle.failed((f"name{n}",), 0.0)
     throttle.failed(("late",), 100.0)
     assert set(throttle._failures) == {"late"}
+
+
+def test_tries_under_way_count_until_they_end_so_parallel_guesses_wait_too():
+    throttle = LoginThrottle(Limits(login_delay_cap=30.0))
+    keys = ("nina", "address 10.0.0.1")
+    waits = []
+    for _ in range(4):
+        waits.append(throttle.delay(keys, 0.0))
+        throttle.trying(keys)
+    assert waits == [0.0, 1.0, 2.0, 4.0]
+    for _ in range(4):
+        throttle.done_trying(keys)
+    assert throttle.delay(keys, 0.0) == 0.0

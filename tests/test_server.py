@@ -619,6 +619,21 @@ def test_wrong_passwords_slow_the_next_try(connect, clock):
     assert guesser.lines()[0]["registered"] is True
 
 
+def test_guesses_sent_side_by_side_wait_as_guesses_in_a_row_do(connect, clock):
+    nina = connect("Nina", host="10.1.1.1")
+    register(nina)
+    nina.drop()
+    guessers = [connect(host="10.9.9.9") for _ in range(3)]
+    for n, guesser in enumerate(guessers):
+        guess = b'{"op":"hello","name":"Nina","password":"guess-%d"}\n' % n
+        guesser.protocol.dataReceived(guess)
+    assert [len(guesser.lines()) for guesser in guessers] == [1, 0, 0]
+    clock.advance(1)
+    assert [len(guesser.lines()) for guesser in guessers[1:]] == [1, 0]
+    clock.advance(1)
+    assert guessers[2].lines()[0]["error"] == "bad_password"
+
+
 def test_after_a_wrong_password_from_an_address_even_a_new_name_from_it_waits(connect, clock):
     nina = connect("Nina", host="10.1.1.1")
     register(nina)

@@ -85,15 +85,20 @@ _SWEEP_AT = 10_000
 
 
 class LoginThrottle:
-    """Wrong passwords, per name and per address, each make the next try wait longer."""
+    """Wrong passwords, per name and per address, each make the next try wait longer.
+
+    A try still under way counts as a wrong password until it ends: guesses sent in
+    parallel, before any of them has failed, wait as guesses in a row do.
+    """
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._failures: dict[str, tuple[int, float]] = {}
+        self._trying: Counter[str] = Counter()
 
     def delay(self, keys: tuple[str, ...], now: float) -> float:
         """How long a login for these keys (a name, an address) must wait first."""
-        failures = max((self._count(key, now) for key in keys), default=0)
+        failures = max((self._count(key, now) + self._trying[key] for key in keys), default=0)
         if not failures:
             return 0.0
         # The exponent is capped too: 2.0 ** 1025 overflows.
@@ -109,6 +114,15 @@ class LoginThrottle:
         """Failures long past are dropped, so guessing at many names costs no memory."""
         memory = self._limits.login_memory
         self._failures = {k: v for k, v in self._failures.items() if now - v[1] <= memory}
+
+    def trying(self, keys: tuple[str, ...]) -> None:
+        self._trying.update(keys)
+
+    def done_trying(self, keys: tuple[str, ...]) -> None:
+        self._trying.subtract(keys)
+        for key in keys:
+            if self._trying[key] <= 0:
+                del self._trying[key]
 
     def succeeded(self, keys: tuple[str, ...]) -> None:
         for key in keys:

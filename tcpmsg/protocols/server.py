@@ -228,6 +228,7 @@ class ServerProtocol(ClientConnection):
         self, name: str, password: str | None, keys: tuple[str, str], delay: float
     ) -> dict[str, Any]:
         hub, throttle = self.factory.hub, self.factory.login_throttle
+        throttle.trying(keys)
         try:
             if delay:
                 await deferLater(self.factory.clock, delay)
@@ -240,6 +241,7 @@ class ServerProtocol(ClientConnection):
             raise
         finally:
             self._greeting = False
+            throttle.done_trying(keys)
         throttle.succeeded(keys[:1])
         # Until welcomed, the connection does not hold the user: whatever happens while
         # the inbox is counted, the hub must not keep a user nobody answers for.
