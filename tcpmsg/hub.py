@@ -246,13 +246,14 @@ class Hub:
         return list(self._channels.values())
 
     def channel(self, name: str) -> Channel:
-        channel = self._channels.get(name.casefold())
+        # Names are kept in NFC, as user names are: "Zoë" typed either way is one channel.
+        channel = self._channels.get(unicodedata.normalize("NFC", name).casefold())
         if channel is None:
             raise errors.NoSuchChannel(f"there is no channel {name!r}")
         return channel
 
     def create_channel(self, user: User, name: str) -> Channel:
-        check_channel_name(name)
+        name = check_channel_name(unicodedata.normalize("NFC", name))
         if name.casefold() in self._channels:
             raise errors.ChannelExists(f"the channel {name!r} exists already")
         channel = Channel(name, user.ref, self._history_limit, kept=user.registered)

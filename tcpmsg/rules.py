@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from tcpmsg.errors import BadChannelName, BadName, BadText, EmptyText, TextTooLong
 
@@ -14,9 +15,25 @@ _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 _NAME = re.compile(rf"[\w.-]{{1,{MAX_NAME_LENGTH}}}")
 
 
+def _is_name(name: str) -> bool:
+    """Letters and digits of any script (with the marks many scripts write their vowels
+    with, after a letter), '_', '.' and '-', 1 to MAX_NAME_LENGTH of them."""
+    if _NAME.fullmatch(name):
+        return True
+    return (
+        0 < len(name) <= MAX_NAME_LENGTH
+        and not _is_mark(name[0])
+        and all(c.isalnum() or c in "_.-" or _is_mark(c) for c in name)
+    )
+
+
+def _is_mark(character: str) -> bool:
+    return unicodedata.category(character).startswith("M")
+
+
 def check_user_name(name: str) -> str:
     # Starting with a letter, a name is never mistaken for a client id.
-    if not (_NAME.fullmatch(name) and name[0].isalpha()):
+    if not (_is_name(name) and name[0].isalpha()):
         raise BadName(
             f"a name is 1 to {MAX_NAME_LENGTH} letters, digits, '_', '.' or '-', "
             "starting with a letter"
@@ -25,7 +42,7 @@ def check_user_name(name: str) -> str:
 
 
 def check_channel_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
+    if not _is_name(name):
         raise BadChannelName(
             f"a channel name is 1 to {MAX_NAME_LENGTH} letters, digits, '_', '.' or '-'"
         )

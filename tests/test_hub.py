@@ -376,3 +376,12 @@ def test_who_leaves_while_its_account_is_written_keeps_its_id_and_inbox():
     back = connect(hub, "Nina", "secret-1")
     assert back.id == nina.id
     assert [m.text for m in now(hub.take_messages(back, 10))] == ["kept for the account"]
+
+
+def test_a_channel_name_typed_composed_or_decomposed_is_one_channel(hub):
+    nina, jose = join_all(hub, "Nina", "Jose")
+    created = hub.create_channel(nina, "Zoe\u0308")
+    assert created.name == "Zoë"
+    assert hub.join(jose, "ZOË") is created
+    with pytest.raises(errors.ChannelExists):
+        hub.create_channel(jose, "zoë")
