@@ -201,7 +201,9 @@ class Hub:
             await self._store.add_account(account)
         except Exception:
             del self._accounts[account.key], self._account_ids[account.client_id]
-            if self._users.get(user.id) is not user:
+            if user.id not in self._users:
+                # Gone meanwhile, and no account after all: an unregistered user's end.
+                self._store.discard_messages(user.id)
                 self._ids.release(user.id)
             raise
         user.registered = True

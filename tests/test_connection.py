@@ -231,3 +231,47 @@ def test_a_shutdown_answers_requests_in_flight_before_it_closes(clock):
     gate.callback(None)
     assert nina.lines() == [{"reply": "inbox", "id": 7, "messages": [], "remaining": 0}]
     assert nina.transport.disconnecting
+
+
+def test_a_quit_waiting_on_a_request_is_not_overtaken_by_the_handshake_deadline(clock):
+    store = MemoryStore()
+    factory = ServerFactory(Hub(store, clock=clock.seconds), Limits(), clock)
+    nina = LineClient(factory, 1, "10.0.0.1")
+    nina.hello("Nina")
+    nina.send("register", password="secret-1")
+    nina.drop()
+    gate: Deferred[None] = Deferred()
+    real_count = store.count_messages
+
+    async def slow_count(recipient_id: int) -> int:
+        await gate
+        return await real_count(recipient_id)
+
+    store.count_messages = slow_count
+    again = LineClient(factory, 2, "10.0.0.2")
+    clock.advance(28)
+    again.feed(b'{"op":"hello","name":"Nina","password":"secret-1"}\n{"op":"quit"}\n')
+    clock.advance(2)
+    assert again.lines() == []
+    clock.advance(3)
+    assert again.lines() == [{"reply": "quit"}]
+    assert again.transport.disconnecting
+
+
+def test_lines_after_a_quit_in_the_same_read_are_not_answered(clock):
+    store = MemoryStore()
+    factory = ServerFactory(Hub(store, clock=clock.seconds), Limits(), clock)
+    jose = LineClient(factory, 1, "10.0.0.1")
+    jose.hello("Jose")
+    gate: Deferred[None] = Deferred()
+    real_take = store.take_messages
+
+    async def slow_take(recipient_id: int, limit: int):
+        await gate
+        return await real_take(recipient_id, limit)
+
+    store.take_messages = slow_take
+    overlong = b"x" * (wire.MAX_LINE_BYTES + 100) + b"\n"
+    assert jose.feed(b'{"op":"inbox"}\n{"op":"quit"}\n' + overlong * 3 + b'{"op":"ping"}\n') == []
+    gate.callback(None)
+    assert [r.get("reply") or r.get("error") for r in jose.lines()] == ["inbox", "quit"]

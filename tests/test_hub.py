@@ -385,3 +385,24 @@ def test_a_channel_name_typed_composed_or_decomposed_is_one_channel(hub):
     assert hub.join(jose, "ZOË") is created
     with pytest.raises(errors.ChannelExists):
         hub.create_channel(jose, "zoë")
+
+
+def test_an_account_that_fails_to_be_written_for_a_user_gone_meanwhile_leaves_nothing():
+    gate: Deferred[None] = Deferred()
+
+    class FailingStore(MemoryStore):
+        async def add_account(self, account: Any) -> None:
+            await gate
+            raise OSError("disk full")
+
+    store = FailingStore()
+    hub = Hub(store)
+    [nina, jose] = join_all(hub, "Nina", "Jose")
+    registering = Deferred.fromCoroutine(hub.register(nina, "secret-1"))
+    now(hub.send_message(jose, nina.id, "for an account that will not be"))
+    hub.disconnect(nina)
+    gate.callback(None)
+    registering.addErrback(lambda failure: failure.trap(OSError))
+    assert now(store.count_messages(nina.id)) == 0
+    with pytest.raises(errors.UnknownUser):
+        now(hub.send_message(jose, nina.id, "to nobody"))

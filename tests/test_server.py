@@ -750,3 +750,57 @@ def test_events_that_come_while_a_login_waits_follow_its_reply(clock):
         "hello",
         "message_waiting",
     ]
+
+
+def test_a_hello_that_finishes_after_a_quit_is_refused_and_leaves_no_user(clock):
+    factory, store = gated(clock)
+    nina = LineClient(factory, 1, "10.0.0.1")
+    nina.hello("Nina")
+    register(nina)
+    nina.drop()
+    store.gate = Deferred()
+    again = LineClient(factory, 2, "10.0.0.2")
+    again.feed(b'{"op":"hello","name":"Nina","password":"secret-1","id":1}\n{"op":"quit","id":2}\n')
+    store.gate.callback(None)
+    replies = again.lines()
+    assert [(r.get("error") or r.get("reply"), r.get("id")) for r in replies] == [
+        ("closing", 1),
+        ("quit", 2),
+    ]
+    assert factory.hub.users() == []
+
+
+def test_events_held_for_a_login_that_failed_are_dropped(clock):
+    factory, store = gated(clock)
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    register(nina)
+    nina.drop()
+    store.gate = Deferred()
+    again = LineClient(factory, 3, "10.0.0.3")
+    again.feed(b'{"op":"hello","name":"Nina","password":"secret-1"}\n')
+    jose.feed(b'{"op":"send","to":"Nina","text":"hi"}\n')
+    store.gate.errback(OSError("the disk is gone"))
+    [error] = again.lines()
+    assert error["error"] == "internal"
+    store.gate = Deferred()
+    store.gate.callback(None)
+    assert [r.get("reply") or r.get("event") for r in again.send("hello", name="Carol")] == [
+        "hello"
+    ]
+
+
+def test_an_inbox_at_the_smallest_send_queue_still_moves_a_message_a_page(clock):
+    factory, _ = gated(clock, Limits(sendq=32 * 1024))
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    for n in range(2):
+        jose.send("send", to="Nina", text=f"m{n}")
+    nina.lines()
+    # An error echoing a long unknown op is held for the turn ahead of the inbox reply.
+    unknown = b'{"op":"' + b"x" * 600 + b'"}\n'
+    replies = nina.feed(unknown + b'{"op":"inbox"}\n')
+    assert [m["text"] for m in replies[1]["messages"]] == ["m0"]
+    assert replies[1]["remaining"] == 1

@@ -273,6 +273,8 @@ class ClientConnection(LineReceiver, Keepalive):
             # A registered producer would hold the close open (TLS waits for it to go).
             self.transport.unregisterProducer()
         self.transport.loseConnection()
+        if self._cut is not None and self._cut.active():
+            self._cut.cancel()
         if queued_bytes(self.transport) != 0:
             # A client that does not read would keep a closing connection open for good.
             self._cut = self.callLater(CLOSE_GRACE, self.transport.abortConnection)
@@ -306,7 +308,8 @@ class ClientConnection(LineReceiver, Keepalive):
     # Keepalive and the handshake's deadline
 
     def check_silence(self, now: float) -> None:
-        if self._closing:
+        if self._closing or self._shutting_down:
+            # Winding down has a deadline of its own.
             return
         if self.greeted:
             super().check_silence(now)
@@ -339,6 +342,9 @@ class ClientConnection(LineReceiver, Keepalive):
             data, self._overflow = self._overflow, b""
 
     def lineLengthExceeded(self, line: bytes) -> None:
+        if self._shutting_down:
+            # After a quit, the rest of the read is not for us.
+            return
         _, newline, self._overflow = line.partition(self.delimiter)
         self._discarding = not newline
         self._refuse_long_line()

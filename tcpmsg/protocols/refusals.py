@@ -17,6 +17,10 @@ class NotLoggedIn(TcpmsgError):
     code = "not_logged_in"
 
 
+class Closing(TcpmsgError):
+    code = "closing"
+
+
 class AlreadyLoggedIn(TcpmsgError):
     code = "already_logged_in"
 

@@ -32,6 +32,7 @@ from tcpmsg.protocols.limits import Admission, Limits, LoginThrottle
 from tcpmsg.protocols.outbox import TurnWriter
 from tcpmsg.protocols.refusals import (
     AlreadyLoggedIn,
+    Closing,
     Internal,
     NotLoggedIn,
     RateLimited,
@@ -247,12 +248,12 @@ class ServerProtocol(ClientConnection):
         # the inbox is counted, the hub must not keep a user nobody answers for.
         try:
             unread = await hub.count_messages(user) if user.registered else 0
+            if self._gone or self._shutting_down:
+                raise Closing("the connection is closing: the hello was not carried out")
         except BaseException:
             hub.disconnect(user)
+            self._early = None
             raise
-        if self._gone or self._shutting_down:
-            hub.disconnect(user)
-            return {}
         return self._welcome(user, unread)
 
     def _welcome(self, user: User, unread: int) -> dict[str, Any]:
@@ -295,7 +296,8 @@ class ServerProtocol(ClientConnection):
         A reply past the send queue cuts the client; an inbox's messages in it, read
         from the store by then, would be lost.
         """
-        return max(0, self.room() // 2 // TEXT_BYTES)
+        room = self.room()
+        return max(1 if room >= TEXT_BYTES else 0, room // 2 // TEXT_BYTES)
 
     async def op_inbox(self, request: wire.Request) -> dict[str, Any]:
         hub = self.factory.hub
