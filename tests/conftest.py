@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
@@ -105,3 +106,31 @@ def connect(factory: ServerFactory):
         return client
 
     return connect
+
+
+class GatedStore(MemoryStore):
+    """Holds every inbox read and count until the test opens ``gate`` (open at first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate: Deferred[None] = Deferred()
+        self.gate.callback(None)
+
+    def close_gate(self) -> Deferred[None]:
+        self.gate = Deferred()
+        return self.gate
+
+    async def take_messages(self, recipient_id: int, limit: int) -> Any:
+        await self.gate
+        return await super().take_messages(recipient_id, limit)
+
+    async def count_messages(self, recipient_id: int) -> int:
+        await self.gate
+        return await super().count_messages(recipient_id)
+
+
+def gated(clock: Clock, limits: Limits | None = None) -> tuple[ServerFactory, GatedStore]:
+    """A server factory on a ``GatedStore``."""
+    store = GatedStore()
+    factory = ServerFactory(Hub(store, clock=clock.seconds), limits or Limits(), clock)
+    return factory, store

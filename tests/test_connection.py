@@ -12,12 +12,10 @@ from unittest.mock import ANY
 
 from twisted.internet.defer import Deferred
 
-from tcpmsg.hub import Hub
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Limits
 from tcpmsg.protocols.server import ServerFactory
-from tcpmsg.store import MemoryStore
-from tests.conftest import LineClient
+from tests.conftest import LineClient, gated
 
 
 def test_an_overlong_line_is_refused_and_the_next_line_is_read(connect):
@@ -214,16 +212,10 @@ def test_a_paused_client_owed_too_much_in_a_single_turn_is_cut(hub, clock):
 
 
 def test_a_shutdown_answers_requests_in_flight_before_it_closes(clock):
-    gate: Deferred[None] = Deferred()
-
-    class SlowStore(MemoryStore):
-        async def take_messages(self, recipient_id: int, limit: int):
-            await gate
-            return await super().take_messages(recipient_id, limit)
-
-    factory = ServerFactory(Hub(SlowStore(), clock=clock.seconds), Limits(), clock)
+    factory, store = gated(clock)
     nina = LineClient(factory, 1)
     nina.hello("Nina")
+    gate = store.close_gate()
     assert nina.send("inbox", id=7) == []
     Deferred.fromCoroutine(factory.shut_down())
     assert nina.lines() == [{"event": "shutdown", "message": "the server is going down"}]
@@ -234,20 +226,12 @@ def test_a_shutdown_answers_requests_in_flight_before_it_closes(clock):
 
 
 def test_a_quit_waiting_on_a_request_is_not_overtaken_by_the_handshake_deadline(clock):
-    store = MemoryStore()
-    factory = ServerFactory(Hub(store, clock=clock.seconds), Limits(), clock)
+    factory, store = gated(clock)
     nina = LineClient(factory, 1, "10.0.0.1")
     nina.hello("Nina")
     nina.send("register", password="secret-1")
     nina.drop()
-    gate: Deferred[None] = Deferred()
-    real_count = store.count_messages
-
-    async def slow_count(recipient_id: int) -> int:
-        await gate
-        return await real_count(recipient_id)
-
-    store.count_messages = slow_count
+    store.close_gate()
     again = LineClient(factory, 2, "10.0.0.2")
     clock.advance(28)
     again.feed(b'{"op":"hello","name":"Nina","password":"secret-1"}\n{"op":"quit"}\n')
@@ -259,18 +243,10 @@ def test_a_quit_waiting_on_a_request_is_not_overtaken_by_the_handshake_deadline(
 
 
 def test_lines_after_a_quit_in_the_same_read_are_not_answered(clock):
-    store = MemoryStore()
-    factory = ServerFactory(Hub(store, clock=clock.seconds), Limits(), clock)
+    factory, store = gated(clock)
     jose = LineClient(factory, 1, "10.0.0.1")
     jose.hello("Jose")
-    gate: Deferred[None] = Deferred()
-    real_take = store.take_messages
-
-    async def slow_take(recipient_id: int, limit: int):
-        await gate
-        return await real_take(recipient_id, limit)
-
-    store.take_messages = slow_take
+    gate = store.close_gate()
     overlong = b"x" * (wire.MAX_LINE_BYTES + 100) + b"\n"
     assert jose.feed(b'{"op":"inbox"}\n{"op":"quit"}\n' + overlong * 3 + b'{"op":"ping"}\n') == []
     gate.callback(None)

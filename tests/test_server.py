@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from twisted.internet.defer import Deferred
 from twisted.logger import capturedLogs
 
-from tcpmsg.hub import Hub
 from tcpmsg.menu import MENU
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Limits
 from tcpmsg.protocols.server import ServerFactory
 from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
-from tcpmsg.store import MemoryStore
-from tests.conftest import LineClient
+from tests.conftest import LineClient, gated
 
 NOW = "2026-11-24T17:45:00.000Z"
 
@@ -648,36 +645,29 @@ def test_after_a_wrong_password_from_an_address_even_a_new_name_from_it_waits(co
 # Requests still owed when a connection winds down, and a hello that waits
 
 
-class GatedStore(MemoryStore):
-    """Holds every inbox read and count until the test opens the gate."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate: Deferred[None] = Deferred()
-
-    async def take_messages(self, recipient_id: int, limit: int):
-        await self.gate
-        return await super().take_messages(recipient_id, limit)
-
-    async def count_messages(self, recipient_id: int) -> int:
-        await self.gate
-        return await super().count_messages(recipient_id)
+def jose_and_nina(factory: ServerFactory, *texts: str) -> tuple[LineClient, LineClient]:
+    """Jose and Nina logged in, with ``texts`` from Jose waiting in Nina's inbox."""
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    for text in texts:
+        jose.send("send", to="Nina", text=text)
+    nina.lines()
+    return jose, nina
 
 
-def gated(clock, limits: Limits = Limits()) -> tuple[ServerFactory, GatedStore]:  # noqa: B008
-    store = GatedStore()
-    store.gate.callback(None)
-    return ServerFactory(Hub(store, clock=clock.seconds), limits, clock), store
+def jose_while_nina_is_away(factory: ServerFactory) -> LineClient:
+    """Jose logged in; Nina registered (password 'secret-1') and gone."""
+    jose, nina = jose_and_nina(factory)
+    register(nina)
+    nina.drop()
+    return jose
 
 
 def test_an_inbox_then_quit_in_one_read_answers_the_inbox_before_the_quit(clock):
     factory, store = gated(clock)
-    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
-    jose.hello("Jose")
-    nina.hello("Nina")
-    jose.send("send", to="Nina", text="read me")
-    nina.lines()
-    store.gate = Deferred()
+    _, nina = jose_and_nina(factory, "read me")
+    store.close_gate()
     assert nina.feed(b'{"op":"inbox","id":1}\n{"op":"quit","id":2}\n{"op":"users"}\n') == []
     assert not nina.transport.disconnecting
     store.gate.callback(None)
@@ -691,7 +681,7 @@ def test_a_quit_waits_for_an_answer_at_most_the_close_grace(clock):
     factory, store = gated(clock)
     nina = LineClient(factory, 2, "10.0.0.2")
     nina.hello("Nina")
-    store.gate = Deferred()
+    store.close_gate()
     nina.feed(b'{"op":"inbox"}\n{"op":"quit"}\n')
     clock.advance(4.9)
     assert not nina.transport.disconnecting
@@ -703,13 +693,8 @@ def test_a_quit_waits_for_an_answer_at_most_the_close_grace(clock):
 def test_an_inbox_asked_while_one_is_read_gets_an_empty_page_and_the_count(clock):
     # 64 KiB of send queue: pages of two; two pages taken at once could pass it.
     factory, store = gated(clock, Limits(sendq=64 * 1024))
-    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
-    jose.hello("Jose")
-    nina.hello("Nina")
-    for n in range(3):
-        jose.send("send", to="Nina", text=f"m{n}")
-    nina.lines()
-    store.gate = Deferred()
+    _, nina = jose_and_nina(factory, "m0", "m1", "m2")
+    store.close_gate()
     nina.feed(b'{"op":"inbox","id":1}\n{"op":"inbox","id":2}\n')
     store.gate.callback(None)
     first, second = nina.lines()
@@ -719,11 +704,8 @@ def test_an_inbox_asked_while_one_is_read_gets_an_empty_page_and_the_count(clock
 
 def test_a_login_dropped_while_its_inbox_is_counted_frees_the_name(clock):
     factory, store = gated(clock)
-    nina = LineClient(factory, 2, "10.0.0.2")
-    nina.hello("Nina")
-    register(nina)
-    nina.drop()
-    store.gate = Deferred()
+    jose_while_nina_is_away(factory)
+    store.close_gate()
     again = LineClient(factory, 3, "10.0.0.3")
     again.send("hello", name="Nina", password="secret-1")
     again.drop()
@@ -735,12 +717,8 @@ def test_a_login_dropped_while_its_inbox_is_counted_frees_the_name(clock):
 
 def test_events_that_come_while_a_login_waits_follow_its_reply(clock):
     factory, store = gated(clock)
-    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
-    jose.hello("Jose")
-    nina.hello("Nina")
-    register(nina)
-    nina.drop()
-    store.gate = Deferred()
+    jose = jose_while_nina_is_away(factory)
+    store.close_gate()
     again = LineClient(factory, 3, "10.0.0.3")
     assert again.send("hello", name="Nina", password="secret-1") == []
     jose.feed(b'{"op":"send","to":"Nina","text":"hi"}\n')
@@ -754,11 +732,8 @@ def test_events_that_come_while_a_login_waits_follow_its_reply(clock):
 
 def test_a_hello_that_finishes_after_a_quit_is_refused_and_leaves_no_user(clock):
     factory, store = gated(clock)
-    nina = LineClient(factory, 1, "10.0.0.1")
-    nina.hello("Nina")
-    register(nina)
-    nina.drop()
-    store.gate = Deferred()
+    jose_while_nina_is_away(factory)
+    store.close_gate()
     again = LineClient(factory, 2, "10.0.0.2")
     again.feed(b'{"op":"hello","name":"Nina","password":"secret-1","id":1}\n{"op":"quit","id":2}\n')
     store.gate.callback(None)
@@ -767,24 +742,20 @@ def test_a_hello_that_finishes_after_a_quit_is_refused_and_leaves_no_user(clock)
         ("closing", 1),
         ("quit", 2),
     ]
-    assert factory.hub.users() == []
+    assert [user.name for user in factory.hub.users()] == ["Jose"]
 
 
 def test_events_held_for_a_login_that_failed_are_dropped(clock):
     factory, store = gated(clock)
-    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
-    jose.hello("Jose")
-    nina.hello("Nina")
-    register(nina)
-    nina.drop()
-    store.gate = Deferred()
+    jose = jose_while_nina_is_away(factory)
+    store.close_gate()
     again = LineClient(factory, 3, "10.0.0.3")
     again.feed(b'{"op":"hello","name":"Nina","password":"secret-1"}\n')
     jose.feed(b'{"op":"send","to":"Nina","text":"hi"}\n')
     store.gate.errback(OSError("the disk is gone"))
     [error] = again.lines()
     assert error["error"] == "internal"
-    store.gate = Deferred()
+    store.close_gate()
     store.gate.callback(None)
     assert [r.get("reply") or r.get("event") for r in again.send("hello", name="Carol")] == [
         "hello"
@@ -793,12 +764,7 @@ def test_events_held_for_a_login_that_failed_are_dropped(clock):
 
 def test_an_inbox_at_the_smallest_send_queue_still_moves_a_message_a_page(clock):
     factory, _ = gated(clock, Limits(sendq=32 * 1024))
-    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
-    jose.hello("Jose")
-    nina.hello("Nina")
-    for n in range(2):
-        jose.send("send", to="Nina", text=f"m{n}")
-    nina.lines()
+    _, nina = jose_and_nina(factory, "m0", "m1")
     # An error echoing a long unknown op is held for the turn ahead of the inbox reply.
     unknown = b'{"op":"' + b"x" * 600 + b'"}\n'
     replies = nina.feed(unknown + b'{"op":"inbox"}\n')
