@@ -770,3 +770,17 @@ def test_an_inbox_at_the_smallest_send_queue_still_moves_a_message_a_page(clock)
     replies = nina.feed(unknown + b'{"op":"inbox"}\n')
     assert [m["text"] for m in replies[1]["messages"]] == ["m0"]
     assert replies[1]["remaining"] == 1
+
+
+def test_a_second_hello_while_the_first_counts_the_inbox_is_refused(clock):
+    factory, store = gated(clock)
+    jose_while_nina_is_away(factory)
+    store.close_gate()
+    again = LineClient(factory, 3, "10.0.0.3")
+    again.feed(b'{"op":"hello","name":"Nina","password":"secret-1","id":1}\n')
+    [refused] = again.feed(b'{"op":"hello","name":"Ana","id":2}\n')
+    assert (refused["error"], refused["id"]) == ("already_logged_in", 2)
+    store.gate.callback(None)
+    [welcome] = again.lines()
+    assert (welcome["reply"], welcome["name"]) == ("hello", "Nina")
+    assert sorted(user.name for user in factory.hub.users()) == ["Jose", "Nina"]

@@ -229,32 +229,35 @@ class ServerProtocol(ClientConnection):
         self, name: str, password: str | None, keys: tuple[str, str], delay: float
     ) -> dict[str, Any]:
         hub, throttle = self.factory.hub, self.factory.login_throttle
-        throttle.trying(keys)
         try:
-            if delay:
-                await deferLater(self.factory.clock, delay)
-            user = await hub.connect(name, self, password)
-        except BadPassword:
-            throttle.failed(keys, self._now())
-            self.factory.connection_log.warn(
-                "{peer} gave a wrong password for {name}", peer=self.peer, name=name
-            )
-            raise
+            throttle.trying(keys)
+            try:
+                if delay:
+                    await deferLater(self.factory.clock, delay)
+                user = await hub.connect(name, self, password)
+            except BadPassword:
+                throttle.failed(keys, self._now())
+                self.factory.connection_log.warn(
+                    "{peer} gave a wrong password for {name}", peer=self.peer, name=name
+                )
+                raise
+            finally:
+                throttle.done_trying(keys)
+            throttle.succeeded(keys[:1])
+            # Until welcomed, the connection does not hold the user: whatever happens
+            # while the inbox is counted, the hub must not keep a user nobody answers for.
+            try:
+                unread = await hub.count_messages(user) if user.registered else 0
+                if self._gone or self._shutting_down:
+                    raise Closing("the connection is closing: the hello was not carried out")
+            except BaseException:
+                hub.disconnect(user)
+                self._early = None
+                raise
+            return self._welcome(user, unread)
         finally:
+            # Greeting until welcomed or refused: a second hello meanwhile is refused.
             self._greeting = False
-            throttle.done_trying(keys)
-        throttle.succeeded(keys[:1])
-        # Until welcomed, the connection does not hold the user: whatever happens while
-        # the inbox is counted, the hub must not keep a user nobody answers for.
-        try:
-            unread = await hub.count_messages(user) if user.registered else 0
-            if self._gone or self._shutting_down:
-                raise Closing("the connection is closing: the hello was not carried out")
-        except BaseException:
-            hub.disconnect(user)
-            self._early = None
-            raise
-        return self._welcome(user, unread)
 
     def _welcome(self, user: User, unread: int) -> dict[str, Any]:
         self.user = user
