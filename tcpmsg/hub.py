@@ -38,6 +38,12 @@ T = TypeVar("T")
 DEFAULT_HISTORY = 100
 
 
+def _key(name: str) -> str:
+    """How a user or channel name is looked up: in NFC, case folded, so that "Zoë"
+    typed composed or decomposed, in any case, is one name."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 class Session(Protocol):
     """What a front end gives the hub for each connected user.
 
@@ -111,7 +117,7 @@ class Hub:
         user = self.connect_guest(name, session)
         if user is not None:
             return user
-        account = self._accounts[unicodedata.normalize("NFC", name).casefold()]
+        account = self._accounts[_key(name)]
         if password is None:
             raise errors.PasswordRequired(f"{account.name} is registered: give its password")
         if not await self._run_slow(verify_password, password, account.password_hash):
@@ -180,7 +186,7 @@ class Hub:
             who = int(who)
         if isinstance(who, int):
             return by_id.get(who)
-        return by_name.get(unicodedata.normalize("NFC", who).casefold())
+        return by_name.get(_key(who))
 
     # Accounts
 
@@ -248,8 +254,7 @@ class Hub:
         return list(self._channels.values())
 
     def channel(self, name: str) -> Channel:
-        # Names are kept in NFC, as user names are: "Zoë" typed either way is one channel.
-        channel = self._channels.get(unicodedata.normalize("NFC", name).casefold())
+        channel = self._channels.get(_key(name))
         if channel is None:
             raise errors.NoSuchChannel(f"there is no channel {name!r}")
         return channel

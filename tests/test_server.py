@@ -12,7 +12,7 @@ from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Limits
 from tcpmsg.protocols.server import ServerFactory
 from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
-from tests.conftest import LineClient, gated
+from tests.conftest import GatedStore, LineClient, gated
 
 NOW = "2026-11-24T17:45:00.000Z"
 
@@ -664,6 +664,17 @@ def jose_while_nina_is_away(factory: ServerFactory) -> LineClient:
     return jose
 
 
+def nina_back_while_the_store_waits(
+    clock,
+) -> tuple[ServerFactory, GatedStore, LineClient, LineClient]:
+    """Jose online, Nina registered and away, the store's reads held at ``store.gate``,
+    and a new connection ready to say hello as Nina."""
+    factory, store = gated(clock)
+    jose = jose_while_nina_is_away(factory)
+    store.close_gate()
+    return factory, store, jose, LineClient(factory, 3, "10.0.0.3")
+
+
 def test_an_inbox_then_quit_in_one_read_answers_the_inbox_before_the_quit(clock):
     factory, store = gated(clock)
     _, nina = jose_and_nina(factory, "read me")
@@ -703,10 +714,7 @@ def test_an_inbox_asked_while_one_is_read_gets_an_empty_page_and_the_count(clock
 
 
 def test_a_login_dropped_while_its_inbox_is_counted_frees_the_name(clock):
-    factory, store = gated(clock)
-    jose_while_nina_is_away(factory)
-    store.close_gate()
-    again = LineClient(factory, 3, "10.0.0.3")
+    factory, store, _, again = nina_back_while_the_store_waits(clock)
     again.send("hello", name="Nina", password="secret-1")
     again.drop()
     store.gate.callback(None)
@@ -716,10 +724,7 @@ def test_a_login_dropped_while_its_inbox_is_counted_frees_the_name(clock):
 
 
 def test_events_that_come_while_a_login_waits_follow_its_reply(clock):
-    factory, store = gated(clock)
-    jose = jose_while_nina_is_away(factory)
-    store.close_gate()
-    again = LineClient(factory, 3, "10.0.0.3")
+    _, store, jose, again = nina_back_while_the_store_waits(clock)
     assert again.send("hello", name="Nina", password="secret-1") == []
     jose.feed(b'{"op":"send","to":"Nina","text":"hi"}\n')
     store.gate.callback(None)
@@ -731,10 +736,7 @@ def test_events_that_come_while_a_login_waits_follow_its_reply(clock):
 
 
 def test_a_hello_that_finishes_after_a_quit_is_refused_and_leaves_no_user(clock):
-    factory, store = gated(clock)
-    jose_while_nina_is_away(factory)
-    store.close_gate()
-    again = LineClient(factory, 2, "10.0.0.2")
+    factory, store, _, again = nina_back_while_the_store_waits(clock)
     again.feed(b'{"op":"hello","name":"Nina","password":"secret-1","id":1}\n{"op":"quit","id":2}\n')
     store.gate.callback(None)
     replies = again.lines()
@@ -746,10 +748,7 @@ def test_a_hello_that_finishes_after_a_quit_is_refused_and_leaves_no_user(clock)
 
 
 def test_events_held_for_a_login_that_failed_are_dropped(clock):
-    factory, store = gated(clock)
-    jose = jose_while_nina_is_away(factory)
-    store.close_gate()
-    again = LineClient(factory, 3, "10.0.0.3")
+    _, store, jose, again = nina_back_while_the_store_waits(clock)
     again.feed(b'{"op":"hello","name":"Nina","password":"secret-1"}\n')
     jose.feed(b'{"op":"send","to":"Nina","text":"hi"}\n')
     store.gate.errback(OSError("the disk is gone"))
@@ -773,10 +772,7 @@ def test_an_inbox_at_the_smallest_send_queue_still_moves_a_message_a_page(clock)
 
 
 def test_a_second_hello_while_the_first_counts_the_inbox_is_refused(clock):
-    factory, store = gated(clock)
-    jose_while_nina_is_away(factory)
-    store.close_gate()
-    again = LineClient(factory, 3, "10.0.0.3")
+    factory, store, _, again = nina_back_while_the_store_waits(clock)
     again.feed(b'{"op":"hello","name":"Nina","password":"secret-1","id":1}\n')
     [refused] = again.feed(b'{"op":"hello","name":"Ana","id":2}\n')
     assert (refused["error"], refused["id"]) == ("already_logged_in", 2)

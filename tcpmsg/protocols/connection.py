@@ -192,15 +192,12 @@ class ClientConnection(LineReceiver, Keepalive):
     def _may_send(self, size: int, queued: int | None) -> bool:
         """Whether ``size`` more bytes fit the client's send queue; if not, cut it."""
         if queued is None:
-            # Not plain TCP (TLS, or a test's transport): count what was written since
-            # Twisted asked us to pause.
             if self._paused:
                 self._owed += size
-            queued = self._owed if self._paused else 0
-            size = 0  # counted in _owed already
+            size = 0  # counted in _owed already, or not held back at all
         # Chunks wait only while a turn runs; a flush or a direct send has none.
         held = self.outbox.held() if self._chunks else 0
-        if queued + size + held > self.limits.sendq:
+        if self._unread(queued) + size + held > self.limits.sendq:
             self._close(SlowReader(f"more than {self.limits.sendq} bytes unread"), abort=True)
             return False
         return True
@@ -284,10 +281,16 @@ class ClientConnection(LineReceiver, Keepalive):
 
     def room(self) -> int:
         """How many more bytes the client's send queue takes now."""
-        queued = queued_bytes(self.transport)
+        unread = self._unread(queued_bytes(self.transport))
+        return self.limits.sendq - unread - self.outbox.held()
+
+    def _unread(self, queued: int | None) -> int:
+        """Bytes sent that the client has not read: what Twisted holds for plain TCP;
+        otherwise (TLS, a test's transport) what was written since Twisted asked us
+        to pause."""
         if queued is None:
-            queued = self._owed if self._paused else 0
-        return self.limits.sendq - queued - self.outbox.held()
+            return self._owed if self._paused else 0
+        return queued
 
     # The transport's producer: its buffer filled, or drained
 
