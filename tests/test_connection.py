@@ -251,3 +251,14 @@ def test_lines_after_a_quit_in_the_same_read_are_not_answered(clock):
     assert jose.feed(b'{"op":"inbox"}\n{"op":"quit"}\n' + overlong * 3 + b'{"op":"ping"}\n') == []
     gate.callback(None)
     assert [r.get("reply") or r.get("error") for r in jose.lines()] == ["inbox", "quit"]
+
+
+def test_the_replies_to_a_read_are_written_in_one_write_when_the_read_is_handled(connect):
+    client = connect()
+    written: list[bytes] = []
+    client.transport.write = written.append  # type: ignore[method-assign]
+    client.protocol.dataReceived(b'{"op":"hello","name":"Ada","id":1}\n{"op":"users","id":2}\n')
+    # No reactor turn has ended: the read's replies did not wait for one.
+    [data] = written
+    hello, users = map(json.loads, data.splitlines())
+    assert (hello["reply"], hello["id"], users["reply"], users["id"]) == ("hello", 1, "users", 2)

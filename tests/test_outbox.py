@@ -58,6 +58,22 @@ def test_appending_to_a_waiting_outbox_directly_is_the_same_as_adding():
     assert outbox.chunks == []
 
 
+def test_lines_owed_while_held_go_out_together_on_release_with_no_call_at_turns_end():
+    clock = Clock()
+    writer = TurnWriter(clock)
+    outbox, transport = outbox_for(writer)
+    outbox.hold()
+    outbox.add(b"1\n")
+    outbox.add(b"2\n")
+    assert transport.writes == []
+    outbox.release()
+    assert transport.writes == [b"1\n2\n"]
+    assert clock.getDelayedCalls() == []
+    outbox.add(b"later\n")
+    clock.advance(0)
+    assert transport.writes[-1] == b"later\n"
+
+
 def test_every_byte_is_shown_to_the_send_queue_which_may_refuse():
     clock = Clock()
     writer = TurnWriter(clock)

@@ -240,8 +240,9 @@ class ClientConnection(LineReceiver, Keepalive):
         """
         self._shutting_down = True
         self._last_line = last_line
-        self.transport.pauseProducing()
         if self._in_flight:
+            # Closing now would stop the reading anyway; waiting, it must stop here.
+            self.transport.pauseProducing()
             self._cut = self.callLater(CLOSE_GRACE, self._stop_waiting)
         self._close_once_answered()
 
@@ -333,6 +334,13 @@ class ClientConnection(LineReceiver, Keepalive):
         if self.greeted:
             # Before the handshake its deadline stands, whatever is heard.
             self.heard(self._now())
+        self.outbox.hold()
+        try:
+            self._read_lines(data)
+        finally:
+            self.outbox.release()
+
+    def _read_lines(self, data: bytes) -> None:
         # LineReceiver drops the connection on an overlong line; we answer it with
         # an error, skip to the next newline and read on from there.
         while data and not self.transport.disconnecting and not self._closing:

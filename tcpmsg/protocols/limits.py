@@ -98,6 +98,8 @@ class LoginThrottle:
 
     def delay(self, keys: tuple[str, ...], now: float) -> float:
         """How long a login for these keys (a name, an address) must wait first."""
+        if not self._failures and not self._trying:
+            return 0.0  # the usual case, checked on every hello
         failures = max((self._count(key, now) + self._trying[key] for key in keys), default=0)
         if not failures:
             return 0.0

@@ -57,9 +57,13 @@ class Outbox:
     a sender that finds it non-empty may append to it directly: the fan-out's
     fast path. ``before_send`` sees every byte before it goes, with what Twisted
     holds queued (None if not plain TCP), and may refuse.
+
+    While the connection's own read is handled (``hold`` to ``release``), what it
+    is owed goes out when the read ends: the replies to a read need no call at
+    the turn's end.
     """
 
-    __slots__ = ("before_send", "chunks", "transport", "writer")
+    __slots__ = ("before_send", "chunks", "holding", "transport", "writer")
 
     def __init__(
         self,
@@ -71,11 +75,20 @@ class Outbox:
         self.writer = writer
         self.before_send = before_send
         self.chunks: list[bytes] = []
+        self.holding = False
 
     def add(self, data: bytes) -> None:
-        if not self.chunks:
+        if not self.chunks and not self.holding:
             self.writer.due(self)
         self.chunks.append(data)
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def release(self) -> None:
+        """The read is handled: send what it is owed now."""
+        self.holding = False
+        self.flush()
 
     def send(self, data: bytes) -> None:
         """Send now, unless lines wait for the turn's end: then after them, to keep order."""
