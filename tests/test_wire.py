@@ -61,6 +61,12 @@ def test_events_built_from_parts_are_the_bytes_the_json_encoder_writes(
     assert wire.encode_event(waiting) == expected
 
 
+@given(op=_text, request_id=st.one_of(st.none(), st.integers(), _text))
+def test_an_empty_reply_built_from_parts_is_the_bytes_the_json_encoder_writes(op, request_id):
+    expected = {"reply": op} if request_id is None else {"reply": op, "id": request_id}
+    assert wire.encode_reply(op, request_id, {}) == wire.encode(expected)
+
+
 def test_the_encoder_encodes_one_event_once_for_many_members(monkeypatch):
     calls = []
     real = wire.encode_event

@@ -135,6 +135,12 @@ class Encoded(bytes):
 
 def encode_reply(op: str, request_id: int | str | None, body: dict[str, Any]) -> bytes:
     """The reply's fields in order; ``Encoded`` values go last, as they are."""
+    if not body:
+        # Nothing to encode but the head (a quit's reply, a ping's): built from its parts.
+        head = '{"reply":' + _quote(op)
+        if request_id is not None:
+            head += ',"id":' + (str(request_id) if type(request_id) is int else _quote(request_id))
+        return (head + "}\n").encode()
     payload: dict[str, Any] = {"reply": op}
     if request_id is not None:
         payload["id"] = request_id
