@@ -9,6 +9,7 @@ of it in the order it was asked.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,7 +42,7 @@ class Store(Protocol):
     async def close(self) -> None:
         """Finish every queued write, then let go of the store."""
 
-    async def put_message(self, message: PrivateMessage) -> int:
+    def put_message(self, message: PrivateMessage) -> Awaitable[int]:
         """Keep a message; once it is safe, return how many wait for its recipient."""
 
     async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:

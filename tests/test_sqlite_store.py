@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import DeferredList, ensureDeferred
 from twisted.logger import capturedLogs
 
 from tcpmsg.accounts import Account
@@ -69,7 +69,7 @@ async def test_a_burst_of_messages_costs_one_commit(tmp_path):
         await store.add_account(NINA_ACCOUNT)
         before = store.batches
         puts = [
-            Deferred.fromCoroutine(store.put_message(PrivateMessage(NINA.id, JOSE, f"m{n}", n)))
+            ensureDeferred(store.put_message(PrivateMessage(NINA.id, JOSE, f"m{n}", n)))
             for n in range(500)
         ]
         results = await DeferredList(puts, fireOnOneErrback=True)
@@ -81,7 +81,7 @@ async def test_a_burst_of_messages_costs_one_commit(tmp_path):
 @pytest_twisted.ensureDeferred
 async def test_discarded_inboxes_are_gone_and_queued_work_keeps_its_order(tmp_path):
     async with opened(tmp_path / "t.db") as store:
-        pending = Deferred.fromCoroutine(
+        pending = ensureDeferred(
             store.put_message(PrivateMessage(77777, JOSE, "for a passer-by", 1.0))
         )
         store.discard_messages(77777)
@@ -128,17 +128,11 @@ async def test_an_account_name_is_registered_once(tmp_path):
 async def test_a_failed_request_loses_only_itself_and_its_batch_is_kept(tmp_path):
     async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
-        first = Deferred.fromCoroutine(store.put_message(PrivateMessage(NINA.id, JOSE, "one", 1.0)))
+        first = ensureDeferred(store.put_message(PrivateMessage(NINA.id, JOSE, "one", 1.0)))
         # These three wait for the first to commit, and go in one batch.
-        before = Deferred.fromCoroutine(
-            store.put_message(PrivateMessage(NINA.id, JOSE, "two", 2.0))
-        )
-        twice = Deferred.fromCoroutine(
-            store.add_account(Account(99999, "NINA", "scrypt$1$1$1$a$b"))
-        )
-        after = Deferred.fromCoroutine(
-            store.put_message(PrivateMessage(NINA.id, JOSE, "three", 3.0))
-        )
+        before = ensureDeferred(store.put_message(PrivateMessage(NINA.id, JOSE, "two", 2.0)))
+        twice = ensureDeferred(store.add_account(Account(99999, "NINA", "scrypt$1$1$1$a$b")))
+        after = ensureDeferred(store.put_message(PrivateMessage(NINA.id, JOSE, "three", 3.0)))
         batches = store.batches
         assert await first == 1
         assert await before == 2
