@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+import gc
+import signal
 import subprocess
 
 import pytest
 import pytest_twisted
 from twisted.application.service import IServiceMaker
 from twisted.internet import reactor
+from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 
 from tcpmsg import twistd_plugin
 from tcpmsg.events import UserRef
+from tcpmsg.hub import Hub
+from tcpmsg.protocols.limits import Limits
 from tcpmsg.protocols.server import ServerFactory
 from tcpmsg.sqlite_store import SqliteStore
 from tcpmsg.store import MemoryStore, StoredChannel
@@ -103,3 +108,28 @@ async def test_stopping_the_service_commits_what_the_store_had_queued(tmp_path):
     reopened = SqliteStore(path, reactor)
     assert [c.name for c in reopened.open().channels] == ["kept"]
     await reopened.close()
+
+
+@pytest.fixture
+def process_state():
+    """Starting a service tunes the collector and takes signals: give them back after."""
+    threshold = gc.get_threshold()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+def test_once_running_the_server_collects_young_objects_less_often(process_state):
+    fake = MemoryReactorClock()
+    store = MemoryStore()
+    service = twistd_plugin.ServerService(ServerFactory(Hub(store), Limits(), fake), store, fake)
+    gc.set_threshold(700, 10, 10)
+    service.startService()
+    assert gc.get_threshold()[0] == 700
+    fake.run()
+    assert gc.get_threshold() == (twistd_plugin.YOUNG_COLLECTION, 10, 10)
+    # What the server holds from its start is never walked by a collection again.
+    assert gc.get_freeze_count() > 0
