@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -65,6 +67,19 @@ def test_events_built_from_parts_are_the_bytes_the_json_encoder_writes(
 def test_an_empty_reply_built_from_parts_is_the_bytes_the_json_encoder_writes(op, request_id):
     expected = {"reply": op} if request_id is None else {"reply": op, "id": request_id}
     assert wire.encode_reply(op, request_id, {}) == wire.encode(expected)
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(payload=st.dictionaries(_text, _json_values, max_size=6))
+def test_lines_are_what_json_dumps_writes_compact_with_non_ascii_kept(payload):
+    expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    assert wire.encode(payload) == expected.encode() + b"\n"
 
 
 def test_the_encoder_encodes_one_event_once_for_many_members(monkeypatch):
