@@ -82,6 +82,27 @@ def test_lines_are_what_json_dumps_writes_compact_with_non_ascii_kept(payload):
     assert wire.encode(payload) == expected.encode() + b"\n"
 
 
+_space = st.text(" \t\n\r", max_size=2)
+
+
+@given(value=_json_values, before=_space, after=_space)
+def test_json_is_parsed_as_json_loads_parses_it(value, before, after):
+    text = before + json.dumps(value, ensure_ascii=False) + after
+    assert wire.parse_json(text) == json.loads(text)
+
+
+@given(text=st.text(max_size=12) | st.sampled_from(["", " ", "{} {}", "1 2", "[", "nul"]))
+def test_what_json_loads_refuses_is_refused(text):
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            wire.parse_json(text)
+    else:
+        # Compared as JSON: NaN is the one value not equal to itself.
+        assert json.dumps(wire.parse_json(text)) == json.dumps(expected)
+
+
 def test_the_encoder_encodes_one_event_once_for_many_members(monkeypatch):
     calls = []
     real = wire.encode_event
