@@ -56,6 +56,16 @@ class Session(Protocol):
         """Pass an event on to the user; must not block and must not raise."""
 
 
+class Departed:
+    """The session of a user who is gone: whatever still reaches it goes nowhere."""
+
+    def deliver(self, event: Event) -> None:
+        pass
+
+
+DEPARTED = Departed()
+
+
 async def run_here(work: Callable[..., T], *args: Any) -> T:
     """Runs slow work (password hashing) in place; servers pass a thread-pool runner."""
     return work(*args)
@@ -159,6 +169,9 @@ class Hub:
                 self._close(channel, "owner_left")
             else:
                 self._remove_member(channel, user, reason)
+        # The session and its user refer to each other; letting go here frees both
+        # when the connection goes, without waiting for the garbage collector.
+        user.session = DEPARTED
 
     def users(self) -> list[UserRef]:
         return [user.ref for user in self._users.values()]

@@ -84,6 +84,15 @@ def test_a_user_can_disconnect_and_its_name_and_id_are_free_again(hub):
     assert hub.users() == [again.ref]
 
 
+def test_a_departed_user_hears_nothing_more_through_what_still_holds_it(hub):
+    jose, nina = join_all(hub, "Jose", "Nina")
+    session = jose.session
+    hub.disconnect(jose)
+    # Something that took hold of the user before it left (a send waiting on the store).
+    jose.session.deliver(MessageWaiting(nina.ref, 1))
+    assert session.events == []
+
+
 def test_disconnect_twice_changes_nothing(hub):
     jose, nina = join_all(hub, "Jose", "Nina")
     hub.disconnect(jose)
@@ -141,10 +150,11 @@ def test_an_unregistered_recipient_gone_while_the_store_works_fails_the_send(clo
     store = GatedStore()
     hub = Hub(store, clock=clock.seconds)
     jose, nina = join_all(hub, "Jose", "Nina")
+    session = nina.session
     sent = Deferred.fromCoroutine(hub.send_message(jose, "Nina", "hi"))
     hub.disconnect(nina)
     gate.callback(None)
-    assert nina.session.events == []
+    assert session.events == []
     assert sent.result.check(errors.UnknownUser)
     sent.addErrback(lambda _: None)
     assert now(store.count_messages(nina.id)) == 0
@@ -152,6 +162,7 @@ def test_an_unregistered_recipient_gone_while_the_store_works_fails_the_send(clo
 
 def test_the_story_leaves_the_registry_consistent_at_every_step(hub, clock):
     jose, nina, ana = join_all(hub, "Jose", "Nina", "Ana")
+    heard = {user.name: user.session.events for user in (jose, nina, ana)}
     steps = [
         lambda: hub.create_channel(jose, "23456"),
         lambda: hub.join(nina, "23456"),
@@ -168,15 +179,15 @@ def test_the_story_leaves_the_registry_consistent_at_every_step(hub, clock):
         step()
         assert_consistent(hub)
     assert hub.channels() == []
-    assert jose.session.events == [
+    assert heard["Jose"] == [
         Joined("23456", nina.ref),
         Joined("23456", ana.ref),
         Said("23456", nina.ref, "Hello", clock.seconds()),
         Left("23456", ana.ref, "left"),
         Left("23456", nina.ref, "disconnected"),
     ]
-    assert nina.session.events == [Joined("23456", ana.ref), Left("23456", ana.ref, "left")]
-    assert ana.session.events[-2:] == [
+    assert heard["Nina"] == [Joined("23456", ana.ref), Left("23456", ana.ref, "left")]
+    assert heard["Ana"][-2:] == [
         Joined("other", nina.ref),
         Left("other", nina.ref, "disconnected"),
     ]

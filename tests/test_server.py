@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import weakref
 
 import pytest
 from twisted.logger import capturedLogs
@@ -780,3 +782,16 @@ def test_a_second_hello_while_the_first_counts_the_inbox_is_refused(clock):
     [welcome] = again.lines()
     assert (welcome["reply"], welcome["name"]) == ("hello", "Nina")
     assert sorted(user.name for user in factory.hub.users()) == ["Jose", "Nina"]
+
+
+def test_a_closed_connection_is_freed_without_the_garbage_collector(connect):
+    ada = connect("Ada")
+    ada.send("quit")
+    ada.protocol.connectionLost(None)  # Twisted, once the socket is closed
+    gone = weakref.ref(ada.protocol)
+    gc.disable()
+    try:
+        del ada
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -117,8 +117,15 @@ class Outbox:
             send_now(transport, data, queued)
 
     def forget(self) -> None:
-        """A connection that is gone, or cut, is owed nothing."""
+        """A connection that is gone, or cut, is owed nothing, now or later."""
         self.chunks.clear()
+        # ``before_send`` is the connection's own method: dropping it breaks the
+        # cycle, so a closed connection is freed without the garbage collector.
+        self.before_send = _send_nothing
+
+
+def _send_nothing(size: int, queued: int | None) -> bool:
+    return False
 
 
 class TurnWriter:
