@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""tcpmsg's own work per operation, in-process: no sockets, no kernel, no reactor.
+
+    python bench/inprocess.py visit      # connect, hello, quit, close
+    python bench/inprocess.py pm-memory  # a send, memory store
+    python bench/inprocess.py pm-disk    # a send, SQLite store, its writer run inline
+
+Drives ``ServerProtocol`` over ``StringTransport``s on a ``task.Clock`` and
+prints microseconds per operation, with the share the garbage collector took
+(tuned as the server tunes it, unless ``--python-gc``).
+End to end figures on a noisy machine move by a quarter; this one moves less,
+so a before/after is measured here, pinned (``taskset -c 0``), alternating the
+two builds and keeping the minimum of several runs (see BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from tcpmsg.hub import Hub
+from tcpmsg.ids import ClientIds
+from tcpmsg.protocols.limits import Limits
+from tcpmsg.protocols.server import ServerFactory, ServerProtocol
+from tcpmsg.sqlite_store import SqliteStore
+from tcpmsg.store import MemoryStore, Store
+from tcpmsg.twistd_plugin import settle_garbage_collector
+
+RELAXED = Limits(burst=10**9, rate=10**9, max_per_address=10**9, max_connections=10**9)
+SENDERS, WINDOW = 8, 64  # as the end-to-end pm scenario
+
+
+class InlineWriter:
+    """Runs a SqliteStore's batches in this thread when asked, not in its writer thread."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+        store._write_batch = self._queued  # type: ignore[method-assign]
+
+    def _queued(self) -> None:
+        self.store._writing = True
+
+    def drain(self) -> None:
+        store = self.store
+        while store._queue:
+            batch, store._queue = store._queue, []
+            try:
+                outcome = store._run([work for work, _ in batch])
+            except Exception:
+                outcome = Failure()
+            store._answer(outcome, batch)
+        store._writing = False
+
+
+def connect(factory: ServerFactory, port: int) -> tuple[ServerProtocol, StringTransport]:
+    address = IPv4Address("TCP", "127.0.0.1", port)
+    protocol = factory.buildProtocol(address)
+    transport = StringTransport(peerAddress=address)
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def visits(factory: ServerFactory, clock: Clock, count: int) -> None:
+    for i in range(count):
+        protocol, transport = connect(factory, 40000)
+        protocol.dataReceived(b'{"op":"hello","name":"v%d"}\n' % i)
+        protocol.dataReceived(b'{"op":"quit"}\n')
+        clock.advance(0)
+        assert transport.disconnecting, transport.value()
+        protocol.connectionLost(None)
+
+
+def sends(factory: ServerFactory, clock: Clock, count: int, drain: Callable[[], None]) -> None:
+    def greeted(port: int, name: str):
+        protocol, transport = connect(factory, port)
+        protocol.dataReceived(json.dumps({"op": "hello", "name": name}).encode() + b"\n")
+        drain()
+        clock.advance(0)
+        transport.clear()
+        return protocol, transport
+
+    _, recipient = greeted(1, "Recipient")
+    senders = [greeted(2 + n, f"p{n}") for n in range(SENDERS)]
+    window = b"".join(b'{"op":"send","to":"Recipient","text":"m%d"}\n' % i for i in range(WINDOW))
+    for _ in range(count // (SENDERS * WINDOW)):
+        for protocol, _ in senders:
+            protocol.dataReceived(window)
+        drain()
+        clock.advance(0)
+        for _, transport in senders:
+            assert transport.value().count(b'"reply":"send"') == WINDOW
+            transport.clear()
+        recipient.clear()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", choices=("visit", "pm-memory", "pm-disk"))
+    parser.add_argument("--count", type=int, default=20480, help="operations to time")
+    parser.add_argument(
+        "--python-gc", action="store_true", help="Python's collector settings, not the server's"
+    )
+    options = parser.parse_args()
+    clock = Clock()
+    clock.advance(1_795_542_300)
+    with tempfile.TemporaryDirectory() as scratch:
+        store: Store = MemoryStore()
+        drain = lambda: None  # noqa: E731 - the memory store answers at once
+        if options.scenario == "pm-disk":
+            store = SqliteStore(str(Path(scratch) / "bench.db"), clock)
+            drain = InlineWriter(store).drain
+        hub = Hub(store, store.open(), clock=clock.seconds, ids=ClientIds(rng=random.Random(7)))
+        factory = ServerFactory(hub, RELAXED, clock)
+        if options.scenario == "visit":
+            visits(factory, clock, 1000)  # the first connections fill caches
+        if not options.python_gc:
+            settle_garbage_collector()  # as the server does once it runs
+        collecting = [0.0, 0.0]  # seconds in the collector, and when it started
+
+        def timer(phase: str, info: dict) -> None:
+            if phase == "start":
+                collecting[1] = time.perf_counter()
+            else:
+                collecting[0] += time.perf_counter() - collecting[1]
+
+        gc.callbacks.append(timer)
+        started = time.perf_counter()
+        if options.scenario == "visit":
+            done = options.count
+            visits(factory, clock, done)
+        else:
+            done = options.count // (SENDERS * WINDOW) * SENDERS * WINDOW
+            sends(factory, clock, done, drain)
+        elapsed = time.perf_counter() - started
+        gc.callbacks.remove(timer)
+        if isinstance(store, SqliteStore):
+            store._pool.stop()  # its writer thread, started by open(), was never used
+    print(
+        f"{options.scenario}: {elapsed / done * 1e6:.1f} us per operation, "
+        f"{100 * collecting[0] / elapsed:.1f}% of it collecting garbage ({done} operations)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
