@@ -8,10 +8,12 @@ from typing import Any
 
 from twisted.application import strports
 from twisted.application.service import MultiService
+from twisted.copyright import version as twisted_version
 from twisted.internet.defer import Deferred
 from twisted.internet.threads import deferToThread
 from twisted.python import usage
 
+from tcpmsg import __version__
 from tcpmsg.hub import DEFAULT_HISTORY, Hub
 from tcpmsg.protocols.limits import Limits
 from tcpmsg.protocols.server import ServerFactory
@@ -93,10 +95,15 @@ class Options(usage.Options):
         self["ports"] = []
 
     def opt_port(self, port: str) -> None:
-        """A port number or endpoint (tcp:8008:interface=::1, ssl:...); repeatable [tcp:8008]"""
+        """A port number or endpoint (tcp:8008:interface=::1, ssl:...); repeats [default: 8008]"""
         self["ports"].append(endpoint_description(port))
 
     opt_p = opt_port
+
+    def opt_version(self) -> None:
+        """Display tcpmsg's version and Twisted's, and exit."""
+        print(f"tcpmsg {__version__} (Twisted {twisted_version})")
+        raise SystemExit(0)
 
     def postOptions(self) -> None:
         if not self["ports"]:

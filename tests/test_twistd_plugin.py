@@ -7,12 +7,13 @@ import subprocess
 import pytest
 import pytest_twisted
 from twisted.application.service import IServiceMaker
+from twisted.copyright import version as twisted_version
 from twisted.internet import reactor
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 
-from tcpmsg import twistd_plugin
+from tcpmsg import __version__, twistd_plugin
 from tcpmsg.events import UserRef
 from tcpmsg.hub import Hub
 from tcpmsg.protocols.limits import Limits
@@ -40,6 +41,13 @@ def test_the_default_port_is_8008():
 def test_a_bare_port_number_means_tcp_and_ports_can_repeat():
     options = parse("--port", "9000", "-p", "tcp:9001:interface=127.0.0.1")
     assert options["ports"] == ["tcp:9000", "tcp:9001:interface=127.0.0.1"]
+
+
+def test_version_names_tcpmsg_and_the_twisted_it_runs_on(capsys):
+    with pytest.raises(SystemExit) as exited:
+        parse("--version")
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"tcpmsg {__version__} (Twisted {twisted_version})\n"
 
 
 def test_unknown_options_are_refused():
