@@ -169,11 +169,12 @@ async def test_a_first_version_database_is_upgraded_and_keeps_its_data(tmp_path)
         "INSERT INTO accounts VALUES (?, ?, ?, ?)",
         (NINA.id, "Nina", "nina", NINA_ACCOUNT.password_hash),
     )
-    db.execute(
-        "INSERT INTO messages (recipient_id, sender_id, sender_name, text, time)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (NINA.id, JOSE.id, "Jose", "from version 1", 1.0),
-    )
+    for text in ("from version 1", "and its second"):
+        db.execute(
+            "INSERT INTO messages (recipient_id, sender_id, sender_name, text, time)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (NINA.id, JOSE.id, "Jose", text, 1.0),
+        )
     db.commit()
     db.close()
 
@@ -181,13 +182,44 @@ async def test_a_first_version_database_is_upgraded_and_keeps_its_data(tmp_path)
     snapshot = store.open()
     try:
         assert snapshot.accounts == (NINA_ACCOUNT,)
-        assert [m.text for m in await store.take_messages(NINA.id, 100)] == ["from version 1"]
+        await store.put_message(PrivateMessage(NINA.id, JOSE, "after the upgrade", 2.0))
+        assert [m.text for m in await store.take_messages(NINA.id, 100)] == [
+            "from version 1",
+            "and its second",
+            "after the upgrade",
+        ]
         store.save_channel(StoredChannel("new", NINA))
         assert await store.count_messages(NINA.id) == 0
     finally:
         await store.close()
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_second_version_database_keeps_its_channels_histories_in_order(tmp_path):
+    path = tmp_path / "v2.db"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + MIGRATIONS[1])
+    db.execute("PRAGMA user_version = 2")
+    db.execute("INSERT INTO channels VALUES ('lobby', 'Lobby', ?, 'Jose')", (JOSE.id,))
+    for n in range(3):
+        db.execute(
+            "INSERT INTO channel_history (channel_key, sender_id, sender_name, text, time)"
+            " VALUES ('lobby', ?, 'Jose', ?, ?)",
+            (JOSE.id, f"line {n}", float(n)),
+        )
+    db.commit()
+    db.close()
+
+    async with opened(path) as store:
+        store.record_said(Said("Lobby", JOSE, "line 3", 3.0))
+    again = SqliteStore(str(path), reactor)
+    try:
+        [lobby] = again.open().channels
+        assert [s.text for s in lobby.history] == ["line 0", "line 1", "line 2", "line 3"]
+    finally:
+        await again.close()
 
 
 def test_a_newer_schema_is_refused_in_one_line(tmp_path):
