@@ -172,6 +172,7 @@ class Hub:
         # The session and its user refer to each other; letting go here frees both
         # when the connection goes, without waiting for the garbage collector.
         user.session = DEPARTED
+        user.audience = EACH_MEMBER
 
     def users(self) -> list[UserRef]:
         return [user.ref for user in self._users.values()]

@@ -151,6 +151,7 @@ class ServerService(MultiService):
 
 def settle_garbage_collector() -> None:
     """Collect young objects less often; what the server loaded to start is never walked again."""
+    gc.collect()  # what starting left behind is freed, not frozen
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION, *gc.get_threshold()[1:])
 

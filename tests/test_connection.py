@@ -253,6 +253,16 @@ def test_lines_after_a_quit_in_the_same_read_are_not_answered(clock):
     assert [r.get("reply") or r.get("error") for r in jose.lines()] == ["inbox", "quit"]
 
 
+def test_lines_after_a_quit_with_nothing_in_flight_are_not_answered(connect):
+    jose = connect("Jose")
+    closes: list[bool] = []
+    # A transport that closes later (as TLS does) leaves the read's lines to the protocol.
+    jose.transport.loseConnection = lambda: closes.append(True)  # type: ignore[method-assign]
+    replies = jose.feed(b'{"op":"quit","id":1}\n{"op":"ping","id":2}\n{"op":"users","id":3}\n')
+    assert [(r["reply"], r["id"]) for r in replies] == [("quit", 1)]
+    assert closes == [True]
+
+
 def test_the_replies_to_a_read_are_written_in_one_write_when_the_read_is_handled(connect):
     client = connect()
     written: list[bytes] = []

@@ -88,7 +88,8 @@ def test_a_departed_user_hears_nothing_more_through_what_still_holds_it(hub):
     jose, nina = join_all(hub, "Jose", "Nina")
     session = jose.session
     hub.disconnect(jose)
-    # Something that took hold of the user before it left (a send waiting on the store).
+    # The hub lets go of the session (the two refer to each other): anything that
+    # still held the user would reach nobody.
     jose.session.deliver(MessageWaiting(nina.ref, 1))
     assert session.events == []
 

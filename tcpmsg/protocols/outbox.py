@@ -53,10 +53,11 @@ class Flushable(Protocol):
 class Outbox:
     """What one connection is owed this turn.
 
-    ``chunks`` is non-empty exactly while the outbox waits for the turn's end, so
-    a sender that finds it non-empty may append to it directly: the fan-out's
-    fast path. ``before_send`` sees every byte before it goes, with what Twisted
-    holds queued (None if not plain TCP), and may refuse.
+    ``chunks`` is non-empty only while something will send it: the turn's end,
+    or the end of the read being handled (``hold``). So a sender that finds it
+    non-empty may append to it directly: the fan-out's fast path. ``before_send``
+    sees every byte before it goes, with what Twisted holds queued (None if not
+    plain TCP), and may refuse.
 
     While the connection's own read is handled (``hold`` to ``release``), what it
     is owed goes out when the read ends: the replies to a read need no call at
@@ -83,6 +84,7 @@ class Outbox:
         self.chunks.append(data)
 
     def hold(self) -> None:
+        """The connection's read is being handled: what it is owed waits for ``release``."""
         self.holding = True
 
     def release(self) -> None:

@@ -139,7 +139,7 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_cir
 _quote = json.encoder.encode_basestring
 
 
-def _made_once() -> Callable[[Any], str]:
+def _compact_encoder() -> Callable[[Any], str]:
     """``_ENCODER.encode`` makes its C encoder anew on every call, half the cost of
     a small reply; this one is made once.
 
@@ -158,7 +158,7 @@ def _made_once() -> Callable[[Any], str]:
     return _ENCODER.encode
 
 
-_encode_str = _made_once()
+_encode_str = _compact_encoder()
 
 
 def encode(payload: dict[str, Any]) -> bytes:
