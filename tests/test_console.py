@@ -195,6 +195,14 @@ def test_option_1_lists_users_as_name_and_id(session):
     assert session.screen.take() == ["Users in server: Jose:23456, Nina:50851", *MENU_LINES]
 
 
+def test_option_1_follows_a_long_user_list_page_by_page(session):
+    session.type("1")
+    first = session.server.answer(users=[JOSE], next=1)
+    second = session.server.answer(users=[NINA])
+    assert ("next" not in first, second["next"]) == (True, 1)
+    assert session.screen.take() == ["Users in server: Jose:23456, Nina:50851", *MENU_LINES]
+
+
 def test_option_2_sends_to_an_id_or_a_name(session):
     session.type("2", "Hello World!", "23456")
     assert session.server.answer(to=JOSE) == {

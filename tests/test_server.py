@@ -105,6 +105,59 @@ def test_user_list_names_everyone_connected_with_their_ids(connect):
     assert reply == {"reply": "users", "users": [jose.ref, nina.ref]}
 
 
+def small_sendq_crowd(hub, clock, names: list[str]) -> tuple[LineClient, list[LineClient]]:
+    """Everyone under ``names`` connected to a server with the smallest send queue, and
+    one more user, Ada, to ask."""
+    factory = ServerFactory(hub, Limits(sendq=32 * 1024, max_per_address=10_000), clock)
+    crowd = [LineClient(factory, 1000 + n, "10.0.0.1") for n in range(len(names))]
+    for client, name in zip(crowd, names, strict=True):
+        client.hello(name)
+    ada = LineClient(factory, 999, "10.0.0.1")
+    ada.hello("Ada")
+    return ada, crowd
+
+
+def follow_pages(client: LineClient, op: str, field: str, **fields) -> list[list]:
+    """Every page of a long list, following each reply's ``next``."""
+    pages, start = [], 0
+    while start is not None:
+        [reply] = client.send(op, next=start, **fields)
+        pages.append(reply[field])
+        start = reply.get("next")
+    return pages
+
+
+# Long names of two-byte characters: 400 of them pass the 32 KiB send queue in one line.
+CROWD = [f"é{n:03d}".ljust(MAX_NAME_LENGTH, "é") for n in range(400)]
+
+
+def test_a_user_list_past_the_send_queue_comes_in_pages_and_the_client_stays(hub, clock):
+    ada, _ = small_sendq_crowd(hub, clock, CROWD)
+    pages = follow_pages(ada, "users", "users")
+    assert len(pages) > 1
+    assert [u["name"] for page in pages for u in page] == [*CROWD, "Ada"]
+    assert not ada.closed
+
+
+def test_a_channels_member_list_past_the_send_queue_comes_in_pages(hub, clock):
+    ada, crowd = small_sendq_crowd(hub, clock, CROWD)
+    ada.send("create", channel="hall")
+    for client in crowd:
+        client.send("join", channel="hall")
+    ada.lines()
+    pages = follow_pages(ada, "members", "members", channel="hall")
+    assert len(pages) > 1
+    assert [m["name"] for page in pages for m in page] == ["Ada", *CROWD]
+    assert not ada.closed
+
+
+def test_a_list_goes_on_only_from_where_a_reply_said(connect):
+    nina = connect("Nina")
+    [error] = nina.send("users", next=-1)
+    assert error["error"] == "bad_request"
+    assert nina.send("users", next=5) == [{"reply": "users", "users": []}]
+
+
 def test_a_message_by_name_is_acknowledged_and_the_recipient_told(connect):
     jose, nina = connect("Jose"), connect("Nina")
     assert jose.send("send", to="nina", text="Hello World!", id=9) == [

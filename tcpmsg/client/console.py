@@ -296,10 +296,19 @@ class Console:
     # The menu's options, one method each, named after the operation
 
     async def option_users(self) -> None:
-        reply = await self._call("users")
-        if reply is not None:
-            listed = ", ".join(f"{u['name']}:{u['id']}" for u in reply["users"])
-            self.screen.show(f"Users in server: {listed}")
+        users: list[dict[str, Any]] = []
+        start = 0
+        while True:
+            # A long list comes in pages, each saying where the next one starts.
+            reply = await (self._call("users", next=start) if start else self._call("users"))
+            if reply is None:
+                return
+            users += reply["users"]
+            if not isinstance(reply.get("next"), int) or reply["next"] <= start:
+                break
+            start = reply["next"]
+        listed = ", ".join(f"{u['name']}:{u['id']}" for u in users)
+        self.screen.show(f"Users in server: {listed}")
 
     async def option_send(self) -> None:
         text = await self.ask("Enter your message: ")

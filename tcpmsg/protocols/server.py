@@ -8,7 +8,8 @@ where errors become error lines.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterable
+from itertools import islice
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -39,7 +40,7 @@ from tcpmsg.protocols.refusals import (
     UnknownOp,
     UnsupportedVersion,
 )
-from tcpmsg.rules import MAX_TEXT_LENGTH
+from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 log = Logger()
 
@@ -54,6 +55,9 @@ DEFAULT_JOIN_HISTORY = 20
 # The most one text (a message in an inbox, a line of history) takes on the wire:
 # every character 4 bytes of UTF-8 (or an escape), and its time, sender and keys.
 TEXT_BYTES = 4 * MAX_TEXT_LENGTH + 256
+# The most one user in a list takes, and one channel (its name, its owner, a count).
+USER_BYTES = 4 * MAX_NAME_LENGTH + 48
+CHANNEL_BYTES = 2 * USER_BYTES + 48
 
 
 class ServerProtocol(ClientConnection):
@@ -284,7 +288,8 @@ class ServerProtocol(ClientConnection):
         return {}
 
     def op_users(self, request: wire.Request) -> dict[str, Any]:
-        return {"users": [wire.user(ref) for ref in self.factory.hub.users()]}
+        users = self.factory.hub.users()
+        return self._listed("users", users, len(users), wire.user, USER_BYTES, request)
 
     async def op_send(self, request: wire.Request) -> dict[str, Any]:
         to = await self.factory.hub.send_message(
@@ -292,15 +297,35 @@ class ServerProtocol(ClientConnection):
         )
         return {"to": wire.user(to)}
 
-    def _page(self) -> int:
-        """How many texts one reply may carry: what fits half the room left in the send
-        queue, at their worst size.
+    def _page(self, worst: int = TEXT_BYTES) -> int:
+        """How many entries of at most ``worst`` bytes one reply may carry: what fits
+        half the room left in the send queue.
 
         A reply past the send queue cuts the client; an inbox's messages in it, read
         from the store by then, would be lost.
         """
         room = self.room()
-        return max(1 if room >= TEXT_BYTES else 0, room // 2 // TEXT_BYTES)
+        return max(1 if room >= worst else 0, room // 2 // worst)
+
+    def _listed(
+        self,
+        field: str,
+        entries: Iterable[Any],
+        count: int,
+        encode: Callable[[Any], dict[str, Any]],
+        worst: int,
+        request: wire.Request,
+    ) -> dict[str, Any]:
+        """A long list, a page at a time: from the request's ``next`` (0 at first), as many
+        entries as fit, and where the next page starts if the list goes on."""
+        start = request.optional_integer("next", 0)
+        if start < 0:
+            raise BadRequest("'next' is where a list goes on, as a reply gave it: 0 or more")
+        page = [encode(entry) for entry in islice(entries, start, start + self._page(worst))]
+        body: dict[str, Any] = {field: page}
+        if start + len(page) < count:
+            body["next"] = start + len(page)
+        return body
 
     async def op_inbox(self, request: wire.Request) -> dict[str, Any]:
         hub = self.factory.hub
@@ -328,10 +353,18 @@ class ServerProtocol(ClientConnection):
             raise BadRequest("'history' is how many earlier lines to send: 0 or more")
         channel = self.factory.hub.join(self.user, request.string("channel"))
         earlier = [wire.said_line(said) for said in channel.recent(min(history, self._page()))]
-        return {**_channel_members(channel), "history": earlier}
+        return {**self._members(channel, request), "history": earlier}
 
     def op_members(self, request: wire.Request) -> dict[str, Any]:
-        return _channel_members(self.factory.hub.channel(request.string("channel")))
+        return self._members(self.factory.hub.channel(request.string("channel")), request)
+
+    def _members(self, channel: Channel, request: wire.Request) -> dict[str, Any]:
+        members = channel.members.values()
+        return {
+            "channel": channel.name,
+            "owner": wire.user(channel.owner),
+            **self._listed("members", members, len(members), _user_of, USER_BYTES, request),
+        }
 
     def op_leave(self, request: wire.Request) -> dict[str, Any]:
         channel = self.factory.hub.leave(self.user, request.string("channel"))
@@ -346,19 +379,21 @@ class ServerProtocol(ClientConnection):
         return {"channel": channel.name}
 
     def op_channels(self, request: wire.Request) -> dict[str, Any]:
-        return {
-            "channels": [
-                {"name": c.name, "owner": wire.user(c.owner), "members": len(c.members)}
-                for c in self.factory.hub.channels()
-            ]
-        }
+        channels = self.factory.hub.channels()
+        return self._listed(
+            "channels", channels, len(channels), _channel_entry, CHANNEL_BYTES, request
+        )
 
 
-def _channel_members(channel: Channel) -> dict[str, Any]:
+def _user_of(member: User) -> dict[str, Any]:
+    return wire.user(member.ref)
+
+
+def _channel_entry(channel: Channel) -> dict[str, Any]:
     return {
-        "channel": channel.name,
+        "name": channel.name,
         "owner": wire.user(channel.owner),
-        "members": [wire.user(member.ref) for member in channel.members.values()],
+        "members": len(channel.members),
     }
 
 
