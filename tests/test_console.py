@@ -203,6 +203,13 @@ def test_option_1_follows_a_long_user_list_page_by_page(session):
     assert session.screen.take() == ["Users in server: Jose:23456, Nina:50851", *MENU_LINES]
 
 
+def test_option_1_says_when_a_page_did_not_come_and_the_list_is_partial(session):
+    session.type("1")
+    session.server.answer(users=[JOSE], next=1)
+    session.server.answer(users=[], next=1)  # the server had no room for a page just now
+    assert session.screen.take() == ["Users in server: Jose:23456 (and more)", *MENU_LINES]
+
+
 def test_option_2_sends_to_an_id_or_a_name(session):
     session.type("2", "Hello World!", "23456")
     assert session.server.answer(to=JOSE) == {

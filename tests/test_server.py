@@ -118,11 +118,12 @@ def small_sendq_crowd(hub, clock, names: list[str]) -> tuple[LineClient, list[Li
 
 
 def follow_pages(client: LineClient, op: str, field: str, **fields) -> list[list]:
-    """Every page of a long list, following each reply's ``next``."""
+    """Every page of a long list, following each reply's ``next`` (50 pages at most)."""
     pages, start = [], 0
-    while start is not None:
+    while start is not None and len(pages) < 50:
         [reply] = client.send(op, next=start, **fields)
         pages.append(reply[field])
+        assert reply.get("next", start + 1) > start, "a page that did not move on"
         start = reply.get("next")
     return pages
 
@@ -151,11 +152,42 @@ def test_a_channels_member_list_past_the_send_queue_comes_in_pages(hub, clock):
     assert not ada.closed
 
 
-def test_a_list_goes_on_only_from_where_a_reply_said(connect):
+def test_a_channel_list_past_the_send_queue_comes_in_pages(hub, clock):
+    ada, crowd = small_sendq_crowd(hub, clock, CROWD[:200])
+    for client in crowd:
+        client.send("create", channel=client.protocol.user.name)
+    pages = follow_pages(ada, "channels", "channels")
+    assert len(pages) > 1
+    assert [c["name"] for page in pages for c in page] == CROWD[:200]
+
+
+def test_a_joiners_first_page_of_members_leaves_room_for_the_history(hub, clock):
+    ada, crowd = small_sendq_crowd(hub, clock, CROWD)
+    ada.send("create", channel="hall")
+    say = {"op": "say", "channel": "hall", "text": "é" * MAX_TEXT_LENGTH}
+    ada.feed(json.dumps(say, ensure_ascii=False).encode() + b"\n")
+    for client in crowd[1:]:
+        client.send("join", channel="hall")
+    ada.lines()
+    # A history line at its worst and the members' first page, in one reply that fits.
+    [reply] = crowd[0].send("join", channel="hall", next=-1)
+    assert [len(reply["history"]), reply["next"]] == [1, len(reply["members"])]
+    assert len(json.dumps(reply, ensure_ascii=False).encode()) < 32 * 1024
+    assert not crowd[0].closed
+
+
+def test_next_is_zero_or_more_and_past_the_end_gives_an_empty_last_page(connect):
     nina = connect("Nina")
     [error] = nina.send("users", next=-1)
     assert error["error"] == "bad_request"
-    assert nina.send("users", next=5) == [{"reply": "users", "users": []}]
+    for past in (5, 2**63, 10**100):
+        assert nina.send("users", next=past) == [{"reply": "users", "users": []}]
+
+
+def test_a_client_with_no_room_for_one_entry_gets_an_empty_page_and_the_same_next(hub, clock):
+    ada, _ = small_sendq_crowd(hub, clock, CROWD[:3])
+    ada.protocol.room = lambda: 1000  # its send queue nearly full
+    assert ada.send("users", next=1) == [{"reply": "users", "users": [], "next": 1}]
 
 
 def test_a_message_by_name_is_acknowledged_and_the_recipient_told(connect):

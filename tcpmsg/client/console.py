@@ -297,18 +297,22 @@ class Console:
 
     async def option_users(self) -> None:
         users: list[dict[str, Any]] = []
-        start = 0
+        start, complete = 0, False
         while True:
             # A long list comes in pages, each saying where the next one starts.
             reply = await (self._call("users", next=start) if start else self._call("users"))
             if reply is None:
                 return
             users += reply["users"]
-            if not isinstance(reply.get("next"), int) or reply["next"] <= start:
+            if "next" not in reply:
+                complete = True
                 break
+            if not isinstance(reply["next"], int) or reply["next"] <= start:
+                break  # no room on the server's side just now: show what came
             start = reply["next"]
         listed = ", ".join(f"{u['name']}:{u['id']}" for u in users)
-        self.screen.show(f"Users in server: {listed}")
+        more = "" if complete else " (and more)"
+        self.screen.show(f"Users in server: {listed}{more}")
 
     async def option_send(self) -> None:
         text = await self.ask("Enter your message: ")

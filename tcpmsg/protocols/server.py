@@ -58,6 +58,9 @@ TEXT_BYTES = 4 * MAX_TEXT_LENGTH + 256
 # The most one user in a list takes, and one channel (its name, its owner, a count).
 USER_BYTES = 4 * MAX_NAME_LENGTH + 48
 CHANNEL_BYTES = 2 * USER_BYTES + 48
+# The most a list's reply takes besides its entries: its op, an escaped id, a
+# channel and its owner.
+REPLY_BYTES = 1024
 
 
 class ServerProtocol(ClientConnection):
@@ -289,7 +292,7 @@ class ServerProtocol(ClientConnection):
 
     def op_users(self, request: wire.Request) -> dict[str, Any]:
         users = self.factory.hub.users()
-        return self._listed("users", users, len(users), wire.user, USER_BYTES, request)
+        return self._listed("users", users, len(users), wire.user, USER_BYTES, _next(request))
 
     async def op_send(self, request: wire.Request) -> dict[str, Any]:
         to = await self.factory.hub.send_message(
@@ -297,15 +300,15 @@ class ServerProtocol(ClientConnection):
         )
         return {"to": wire.user(to)}
 
-    def _page(self, worst: int = TEXT_BYTES) -> int:
-        """How many entries of at most ``worst`` bytes one reply may carry: what fits
-        half the room left in the send queue.
+    def _page(self) -> int:
+        """How many texts one reply may carry: what fits half the room left in the send
+        queue, at their worst size; one at least if one fits at all.
 
         A reply past the send queue cuts the client; an inbox's messages in it, read
         from the store by then, would be lost.
         """
         room = self.room()
-        return max(1 if room >= worst else 0, room // 2 // worst)
+        return max(1 if room >= TEXT_BYTES else 0, room // 2 // TEXT_BYTES)
 
     def _listed(
         self,
@@ -314,14 +317,16 @@ class ServerProtocol(ClientConnection):
         count: int,
         encode: Callable[[Any], dict[str, Any]],
         worst: int,
-        request: wire.Request,
+        start: int,
+        spent: int = 0,
     ) -> dict[str, Any]:
-        """A long list, a page at a time: from the request's ``next`` (0 at first), as many
-        entries as fit, and where the next page starts if the list goes on."""
-        start = request.optional_integer("next", 0)
-        if start < 0:
-            raise BadRequest("'next' is where a list goes on, as a reply gave it: 0 or more")
-        page = [encode(entry) for entry in islice(entries, start, start + self._page(worst))]
+        """A long list, a page at a time: from ``start``, as many entries of at most
+        ``worst`` bytes as fit half the room the rest of the reply (``spent`` bytes
+        at most) leaves, and where the next page starts if the list goes on."""
+        start = min(start, count)
+        room = self.room() - spent - REPLY_BYTES
+        fits = max(0, room // 2 // worst)
+        page = [encode(entry) for entry in islice(entries, start, start + fits)]
         body: dict[str, Any] = {field: page}
         if start + len(page) < count:
             body["next"] = start + len(page)
@@ -353,18 +358,18 @@ class ServerProtocol(ClientConnection):
             raise BadRequest("'history' is how many earlier lines to send: 0 or more")
         channel = self.factory.hub.join(self.user, request.string("channel"))
         earlier = [wire.said_line(said) for said in channel.recent(min(history, self._page()))]
-        return {**self._members(channel, request), "history": earlier}
+        # The members' first page gets what the history leaves.
+        members = self._members(channel, start=0, spent=len(earlier) * TEXT_BYTES)
+        return {**members, "history": earlier}
 
     def op_members(self, request: wire.Request) -> dict[str, Any]:
-        return self._members(self.factory.hub.channel(request.string("channel")), request)
+        start = _next(request)
+        return self._members(self.factory.hub.channel(request.string("channel")), start)
 
-    def _members(self, channel: Channel, request: wire.Request) -> dict[str, Any]:
+    def _members(self, channel: Channel, start: int, spent: int = 0) -> dict[str, Any]:
         members = channel.members.values()
-        return {
-            "channel": channel.name,
-            "owner": wire.user(channel.owner),
-            **self._listed("members", members, len(members), _user_of, USER_BYTES, request),
-        }
+        page = self._listed("members", members, len(members), _user_of, USER_BYTES, start, spent)
+        return {"channel": channel.name, "owner": wire.user(channel.owner), **page}
 
     def op_leave(self, request: wire.Request) -> dict[str, Any]:
         channel = self.factory.hub.leave(self.user, request.string("channel"))
@@ -380,9 +385,18 @@ class ServerProtocol(ClientConnection):
 
     def op_channels(self, request: wire.Request) -> dict[str, Any]:
         channels = self.factory.hub.channels()
+        start = _next(request)
         return self._listed(
-            "channels", channels, len(channels), _channel_entry, CHANNEL_BYTES, request
+            "channels", channels, len(channels), _channel_entry, CHANNEL_BYTES, start
         )
+
+
+def _next(request: wire.Request) -> int:
+    """Where a list goes on: 0 at first, then what the last page's reply said."""
+    start = request.optional_integer("next", 0)
+    if start < 0:
+        raise BadRequest("'next' is where a list goes on, as a reply gave it: 0 or more")
+    return start
 
 
 def _user_of(member: User) -> dict[str, Any]:
