@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from unittest.mock import ANY
 
+import pytest
 from twisted.internet.defer import Deferred
 
 from tcpmsg.protocols import wire
@@ -272,3 +273,17 @@ def test_the_replies_to_a_read_are_written_in_one_write_when_the_read_is_handled
     [data] = written
     hello, users = map(json.loads, data.splitlines())
     assert (hello["reply"], hello["id"], users["reply"], users["id"]) == ("hello", 1, "users", 2)
+
+
+def test_a_read_that_fails_midway_still_sends_what_it_owed_and_holds_nothing(connect):
+    ada = connect("Ada")
+
+    def fails_midway(data: bytes) -> None:
+        ada.protocol._send(b'{"reply":"ping"}\n')
+        raise RuntimeError("a bug in a handler")
+
+    ada.protocol._read_lines = fails_midway  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        ada.protocol.dataReceived(b'{"op":"ping"}\n')
+    assert ada.transport.value() == b'{"reply":"ping"}\n'
+    assert not ada.protocol.outbox.holding
