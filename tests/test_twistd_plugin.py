@@ -107,7 +107,7 @@ def test_a_database_that_cannot_be_used_stops_the_server_in_one_line(tmp_path):
 
 
 @pytest_twisted.ensureDeferred
-async def test_stopping_the_service_commits_what_the_store_had_queued(tmp_path):
+async def test_stopping_the_service_commits_what_the_store_had_queued(tmp_path, process_state):
     path = str(tmp_path / "t.db")
     service = twistd_plugin.makeService(parse("--db", path, "-p", "tcp:0:interface=127.0.0.1"))
     service.startService()
