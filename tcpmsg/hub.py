@@ -242,17 +242,45 @@ class Hub:
 
     async def send_message(self, sender: User, to: int | str, text: str) -> UserRef:
         """Keep a message for its recipient, then tell the recipient if it is connected."""
-        check_text(text)
-        recipient = self._recipient(to)
-        message = PrivateMessage(recipient.id, sender.ref, text, self._clock())
-        unread = await self._store.put_message(message)
+        [sent] = await self.send_messages(sender, [(to, text)])
+        if isinstance(sent, errors.TcpmsgError):
+            raise sent
+        return sent
+
+    async def send_messages(
+        self, sender: User, wanted: list[tuple[int | str, str]]
+    ) -> list[UserRef | errors.TcpmsgError]:
+        """Keep several messages from one sender in one store request (a client's
+        pipelined sends), then tell each recipient that is connected. Each message
+        comes back as its recipient, or as the error that refused it."""
+        sent: list[UserRef | errors.TcpmsgError] = []
+        kept: list[PrivateMessage] = []
+        now = self._clock()
+        for to, text in wanted:
+            try:
+                check_text(text)
+                recipient = self._recipient(to)
+            except errors.TcpmsgError as error:
+                sent.append(error)
+                continue
+            sent.append(recipient)
+            kept.append(PrivateMessage(recipient.id, sender.ref, text, now))
+        counts = iter(await self._store.put_messages(kept) if kept else ())
+        for n, recipient in enumerate(sent):
+            if isinstance(recipient, UserRef):
+                sent[n] = self._message_kept(sender, recipient, next(counts))
+        return sent
+
+    def _message_kept(
+        self, sender: User, recipient: UserRef, unread: int
+    ) -> UserRef | errors.TcpmsgError:
         user = self._users.get(recipient.id)
         if user is not None and user.ref == recipient:
             user.session.deliver(MessageWaiting(sender.ref, unread))
         elif recipient.id not in self._account_ids:
             # Unregistered and gone while the store worked: its inbox went with it.
             self._store.discard_messages(recipient.id)
-            raise errors.UnknownUser(f"{recipient.name} disconnected before the message was kept")
+            return errors.UnknownUser(f"{recipient.name} disconnected before the message was kept")
         return recipient
 
     async def take_messages(self, user: User, limit: int) -> list[PrivateMessage]:

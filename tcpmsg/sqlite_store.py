@@ -275,10 +275,10 @@ class SqliteStore:
 
     # The Store interface
 
-    def put_message(self, message: PrivateMessage) -> Deferred[int]:
+    def put_messages(self, messages: list[PrivateMessage]) -> Deferred[list[int]]:
         # The Deferred itself, not a coroutine awaiting it: the hot path of a busy
         # inbox suspends one frame fewer per message.
-        return self._submit(partial(_put_message, message, self._unread))
+        return self._submit(partial(_put_messages, messages, self._unread))
 
     async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
         return await self._submit(partial(_take_messages, recipient_id, limit, self._unread))
@@ -309,15 +309,22 @@ class _RequestFailed(Exception):
 # The work itself, run in the writer thread inside a transaction
 
 
-def _put_message(message: PrivateMessage, unread: dict[int, int], db: sqlite3.Connection) -> int:
-    count = _count_messages(message.recipient_id, unread, db)
-    db.execute(
+def _put_messages(
+    messages: list[PrivateMessage], unread: dict[int, int], db: sqlite3.Connection
+) -> list[int]:
+    counts, after = [], {}
+    for message in messages:
+        recipient = message.recipient_id
+        before = after.get(recipient) or _count_messages(recipient, unread, db)
+        after[recipient] = before + 1
+        counts.append(before + 1)
+    db.executemany(
         "INSERT INTO messages (recipient_id, sender_id, sender_name, text, time)"
         " VALUES (?, ?, ?, ?, ?)",
-        (message.recipient_id, message.sender.id, message.sender.name, message.text, message.time),
+        [(m.recipient_id, m.sender.id, m.sender.name, m.text, m.time) for m in messages],
     )
-    unread[message.recipient_id] = count + 1
-    return count + 1
+    unread.update(after)
+    return counts
 
 
 def _take_messages(

@@ -42,8 +42,9 @@ class Store(Protocol):
     async def close(self) -> None:
         """Finish every queued write, then let go of the store."""
 
-    def put_message(self, message: PrivateMessage) -> Awaitable[int]:
-        """Keep a message; once it is safe, return how many wait for its recipient."""
+    def put_messages(self, messages: list[PrivateMessage]) -> Awaitable[list[int]]:
+        """Keep messages, in order; once they are safe, return how many wait for each
+        one's recipient, counting it."""
 
     async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
         """A recipient's oldest ``limit`` unread messages, oldest first; read from then on."""
@@ -85,10 +86,13 @@ class MemoryStore:
     async def close(self) -> None:
         pass
 
-    async def put_message(self, message: PrivateMessage) -> int:
-        inbox = self._inboxes[message.recipient_id]
-        inbox.append(message)
-        return len(inbox)
+    async def put_messages(self, messages: list[PrivateMessage]) -> list[int]:
+        counts = []
+        for message in messages:
+            inbox = self._inboxes[message.recipient_id]
+            inbox.append(message)
+            counts.append(len(inbox))
+        return counts
 
     async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
         inbox = self._inboxes.pop(recipient_id, [])

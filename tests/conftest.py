@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
+from tcpmsg.events import PrivateMessage
 from tcpmsg.hub import Hub
 from tcpmsg.ids import ClientIds
 from tcpmsg.protocols.limits import Limits
@@ -109,12 +110,19 @@ def connect(factory: ServerFactory):
 
 
 class GatedStore(MemoryStore):
-    """Holds every inbox read and count until the test opens ``gate`` (open at first)."""
+    """Holds every inbox read and count, and every message kept, until the test opens
+    ``gate`` (open at first); counts the messages of each request to keep some."""
 
     def __init__(self) -> None:
         super().__init__()
         self.gate: Deferred[None] = Deferred()
         self.gate.callback(None)
+        self.kept_together: list[int] = []
+
+    async def put_messages(self, messages: list[PrivateMessage]) -> list[int]:
+        self.kept_together.append(len(messages))
+        await self.gate
+        return await super().put_messages(messages)
 
     def close_gate(self) -> Deferred[None]:
         self.gate = Deferred()

@@ -123,11 +123,11 @@ def test_the_recipient_is_told_only_once_the_store_has_the_message(clock):
             super().__init__()
             self.pending: list[Deferred[None]] = []
 
-        async def put_message(self, message: PrivateMessage) -> int:
+        async def put_messages(self, messages: list[PrivateMessage]) -> list[int]:
             d: Deferred[None] = Deferred()
             self.pending.append(d)
             await d
-            return await super().put_message(message)
+            return await super().put_messages(messages)
 
     store = SlowStore()
     hub = Hub(store, clock=clock.seconds)
@@ -144,9 +144,9 @@ def test_an_unregistered_recipient_gone_while_the_store_works_fails_the_send(clo
     gate: Deferred[None] = Deferred()
 
     class GatedStore(MemoryStore):
-        async def put_message(self, message: PrivateMessage) -> int:
+        async def put_messages(self, messages: list[PrivateMessage]) -> list[int]:
             await gate
-            return await super().put_message(message)
+            return await super().put_messages(messages)
 
     store = GatedStore()
     hub = Hub(store, clock=clock.seconds)

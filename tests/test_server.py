@@ -198,6 +198,44 @@ def test_a_message_by_name_is_acknowledged_and_the_recipient_told(connect):
     assert nina.lines() == [{"event": "message_waiting", "from": jose.ref, "unread": 1}]
 
 
+def test_the_sends_of_one_read_are_kept_together_and_answered_in_order(clock):
+    factory, store = gated(clock)
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    gate = store.close_gate()
+    sends = [
+        {"op": "send", "to": "Nina", "text": "one", "id": 1},
+        {"op": "send", "to": "Nobody", "text": "lost", "id": 2},
+        {"op": "send", "to": "Nina", "text": "two", "id": 3},
+        {"op": "users", "id": 4},
+    ]
+    replies = jose.feed(b"".join(json.dumps(r).encode() + b"\n" for r in sends))
+    # Nothing is acknowledged before the store has the messages; the rest is answered.
+    assert [(r.get("reply") or r.get("error"), r["id"]) for r in replies] == [("users", 4)]
+    assert store.kept_together == [2]
+    gate.callback(None)
+    assert [(r.get("reply") or r.get("error"), r["id"]) for r in jose.lines()] == [
+        ("send", 1),
+        ("unknown_user", 2),
+        ("send", 3),
+    ]
+    assert [e["unread"] for e in nina.lines()] == [1, 2]
+
+
+def test_a_quit_after_sends_in_the_same_read_waits_for_them(clock):
+    factory, store = gated(clock)
+    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
+    jose.hello("Jose")
+    nina.hello("Nina")
+    gate = store.close_gate()
+    assert jose.feed(b'{"op":"send","to":"Nina","text":"bye","id":1}\n{"op":"quit"}\n') == []
+    assert not jose.closed
+    gate.callback(None)
+    assert [r["reply"] for r in jose.lines()] == ["send", "quit"]
+    assert jose.closed
+
+
 def test_a_message_by_id_as_number_or_digits_reaches_the_recipient(connect):
     jose, nina = connect("Jose"), connect("Nina")
     jose.send("send", to=nina.client_id, text="one")

@@ -33,12 +33,34 @@ async def opened(path, history_limit: int = 100) -> AsyncIterator[SqliteStore]:
         await store.close()
 
 
+async def put(store: SqliteStore, message: PrivateMessage) -> int:
+    """Keep one message; how many wait for its recipient."""
+    [count] = await store.put_messages([message])
+    return count
+
+
+@pytest_twisted.ensureDeferred
+async def test_messages_kept_together_are_counted_each_in_order(tmp_path):
+    async with opened(tmp_path / "t.db") as store:
+        await store.add_account(NINA_ACCOUNT)
+        await put(store, PrivateMessage(NINA.id, JOSE, "before", 1.0))
+        together = [
+            PrivateMessage(NINA.id, JOSE, "one", 2.0),
+            PrivateMessage(77777, JOSE, "elsewhere", 2.0),
+            PrivateMessage(NINA.id, JOSE, "two", 2.0),
+        ]
+        assert await store.put_messages(together) == [2, 1, 3]
+        assert await store.count_messages(NINA.id) == 3
+        taken = await store.take_messages(NINA.id, 10)
+        assert [m.text for m in taken] == ["before", "one", "two"]
+
+
 @pytest_twisted.ensureDeferred
 async def test_messages_are_counted_taken_oldest_first_and_then_gone(tmp_path):
     async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
-        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "one", 1.0)) == 1
-        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "two", 2.0)) == 2
+        assert await put(store, PrivateMessage(NINA.id, JOSE, "one", 1.0)) == 1
+        assert await put(store, PrivateMessage(NINA.id, JOSE, "two", 2.0)) == 2
         assert await store.count_messages(NINA.id) == 2
         taken = await store.take_messages(NINA.id, 100)
         assert taken == [
@@ -47,7 +69,7 @@ async def test_messages_are_counted_taken_oldest_first_and_then_gone(tmp_path):
         ]
         assert await store.take_messages(NINA.id, 100) == []
         assert await store.count_messages(NINA.id) == 0
-        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "three", 3.0)) == 1
+        assert await put(store, PrivateMessage(NINA.id, JOSE, "three", 3.0)) == 1
 
 
 @pytest_twisted.ensureDeferred
@@ -55,10 +77,10 @@ async def test_an_inbox_is_read_a_page_at_a_time_and_the_rest_stays(tmp_path):
     async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
         for n in range(5):
-            await store.put_message(PrivateMessage(NINA.id, JOSE, f"m{n}", float(n)))
+            await put(store, PrivateMessage(NINA.id, JOSE, f"m{n}", float(n)))
         assert [m.text for m in await store.take_messages(NINA.id, 2)] == ["m0", "m1"]
         assert await store.count_messages(NINA.id) == 3
-        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "m5", 5.0)) == 4
+        assert await put(store, PrivateMessage(NINA.id, JOSE, "m5", 5.0)) == 4
         assert [m.text for m in await store.take_messages(NINA.id, 10)] == ["m2", "m3", "m4", "m5"]
         assert await store.count_messages(NINA.id) == 0
 
@@ -69,7 +91,7 @@ async def test_a_burst_of_messages_costs_one_commit(tmp_path):
         await store.add_account(NINA_ACCOUNT)
         before = store.batches
         puts = [
-            ensureDeferred(store.put_message(PrivateMessage(NINA.id, JOSE, f"m{n}", n)))
+            ensureDeferred(put(store, PrivateMessage(NINA.id, JOSE, f"m{n}", n)))
             for n in range(500)
         ]
         results = await DeferredList(puts, fireOnOneErrback=True)
@@ -81,9 +103,7 @@ async def test_a_burst_of_messages_costs_one_commit(tmp_path):
 @pytest_twisted.ensureDeferred
 async def test_discarded_inboxes_are_gone_and_queued_work_keeps_its_order(tmp_path):
     async with opened(tmp_path / "t.db") as store:
-        pending = ensureDeferred(
-            store.put_message(PrivateMessage(77777, JOSE, "for a passer-by", 1.0))
-        )
+        pending = ensureDeferred(put(store, PrivateMessage(77777, JOSE, "for a passer-by", 1.0)))
         store.discard_messages(77777)
         assert await pending == 1
         assert await store.count_messages(77777) == 0
@@ -94,7 +114,7 @@ async def test_everything_kept_comes_back_after_a_reopen(tmp_path):
     path = tmp_path / "t.db"
     async with opened(path, history_limit=3) as store:
         await store.add_account(NINA_ACCOUNT)
-        await store.put_message(PrivateMessage(NINA.id, JOSE, "while you were out", 5.0))
+        await put(store, PrivateMessage(NINA.id, JOSE, "while you were out", 5.0))
         store.save_channel(StoredChannel("Lobby", NINA))
         store.save_channel(StoredChannel("gone", NINA))
         for n in range(5):
@@ -121,18 +141,18 @@ async def test_an_account_name_is_registered_once(tmp_path):
         with pytest.raises(AlreadyRegistered):
             await store.add_account(Account(99999, "NINA", "scrypt$1$1$1$a$b"))
         # The failed request spoiled nothing else of its batch.
-        assert await store.put_message(PrivateMessage(NINA.id, JOSE, "still fine", 1.0)) == 1
+        assert await put(store, PrivateMessage(NINA.id, JOSE, "still fine", 1.0)) == 1
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_failed_request_loses_only_itself_and_its_batch_is_kept(tmp_path):
     async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
-        first = ensureDeferred(store.put_message(PrivateMessage(NINA.id, JOSE, "one", 1.0)))
+        first = ensureDeferred(put(store, PrivateMessage(NINA.id, JOSE, "one", 1.0)))
         # These three wait for the first to commit, and go in one batch.
-        before = ensureDeferred(store.put_message(PrivateMessage(NINA.id, JOSE, "two", 2.0)))
+        before = ensureDeferred(put(store, PrivateMessage(NINA.id, JOSE, "two", 2.0)))
         twice = ensureDeferred(store.add_account(Account(99999, "NINA", "scrypt$1$1$1$a$b")))
-        after = ensureDeferred(store.put_message(PrivateMessage(NINA.id, JOSE, "three", 3.0)))
+        after = ensureDeferred(put(store, PrivateMessage(NINA.id, JOSE, "three", 3.0)))
         batches = store.batches
         assert await first == 1
         assert await before == 2
@@ -152,8 +172,8 @@ async def test_unregistered_inboxes_left_by_a_crash_are_dropped_at_open(tmp_path
     path = tmp_path / "t.db"
     async with opened(path) as store:
         await store.add_account(NINA_ACCOUNT)
-        await store.put_message(PrivateMessage(NINA.id, JOSE, "kept", 1.0))
-        await store.put_message(PrivateMessage(77777, JOSE, "stale", 1.0))
+        await put(store, PrivateMessage(NINA.id, JOSE, "kept", 1.0))
+        await put(store, PrivateMessage(77777, JOSE, "stale", 1.0))
     async with opened(path) as again:
         assert await again.count_messages(77777) == 0
         assert await again.count_messages(NINA.id) == 1
@@ -182,7 +202,7 @@ async def test_a_first_version_database_is_upgraded_and_keeps_its_data(tmp_path)
     snapshot = store.open()
     try:
         assert snapshot.accounts == (NINA_ACCOUNT,)
-        await store.put_message(PrivateMessage(NINA.id, JOSE, "after the upgrade", 2.0))
+        await put(store, PrivateMessage(NINA.id, JOSE, "after the upgrade", 2.0))
         assert [m.text for m in await store.take_messages(NINA.id, 100)] == [
             "from version 1",
             "and its second",

@@ -338,7 +338,11 @@ class ClientConnection(LineReceiver, Keepalive):
         try:
             self._read_lines(data)
         finally:
+            self.read_handled()
             self.outbox.release()
+
+    def read_handled(self) -> None:
+        """A read's lines are handled: a front end starts what it gathered over them."""
 
     def _read_lines(self, data: bytes) -> None:
         # LineReceiver drops the connection on an overlong line; we answer it with

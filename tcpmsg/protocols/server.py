@@ -63,6 +63,13 @@ CHANNEL_BYTES = 2 * USER_BYTES + 48
 REPLY_BYTES = 1024
 
 
+class Batched:
+    """What an operation answers with when its reply comes with its read's batch."""
+
+
+BATCHED = Batched()
+
+
 class ServerProtocol(ClientConnection):
     """One client's connection to the hub, in JSON lines: the user's ``Session``.
 
@@ -73,12 +80,13 @@ class ServerProtocol(ClientConnection):
     factory: ServerFactory
     PING_LINE = wire.encode({"event": "ping"})
 
-    __slots__ = ("_early", "_greeting", "_quitting", "_reading_inbox", "user")
+    __slots__ = ("_early", "_greeting", "_quitting", "_reading_inbox", "_sends", "user")
 
     def __init__(self) -> None:
         super().__init__()
         self.user: User | None = None
         self._greeting = self._quitting = self._reading_inbox = False
+        self._sends: list[tuple[Any, int | str, str]] = []
         self._early: list[bytes] | None = None
 
     @property
@@ -172,9 +180,35 @@ class ServerProtocol(ClientConnection):
             return
         if isinstance(result, dict):
             self._reply(result, op, request_id)
+        elif result is BATCHED:
+            self._in_flight += 1
         else:
             self._in_flight += 1
             Deferred.fromCoroutine(self._reply_later(result, op, request_id))
+
+    def read_handled(self) -> None:
+        if self._sends:
+            sends, self._sends = self._sends, []
+            Deferred.fromCoroutine(self._keep_sends(sends))
+
+    async def _keep_sends(self, sends: list[tuple[Any, int | str, str]]) -> None:
+        """A read's private messages, kept in one store request and answered in order."""
+        try:
+            wanted = [(to, text) for _, to, text in sends]
+            sent = await self.factory.hub.send_messages(self.user, wanted)
+        except Exception:
+            failure = Failure()
+            for request_id, _, _ in sends:
+                self._fail(failure, "send", request_id)
+        else:
+            for (request_id, _, _), outcome in zip(sends, sent, strict=True):
+                if isinstance(outcome, TcpmsgError):
+                    self._fail(Failure(outcome), "send", request_id)
+                else:
+                    self._reply({"to": wire.user(outcome)}, "send", request_id)
+        finally:
+            self._in_flight -= len(sends)
+            self._close_once_answered()
 
     async def _reply_later(
         self, pending: Coroutine[Any, Any, dict[str, Any]], op: str, request_id: Any
@@ -294,11 +328,11 @@ class ServerProtocol(ClientConnection):
         users = self.factory.hub.users()
         return self._listed("users", users, len(users), wire.user, USER_BYTES, _next(request))
 
-    async def op_send(self, request: wire.Request) -> dict[str, Any]:
-        to = await self.factory.hub.send_message(
-            self.user, request.id_or_name("to"), request.string("text")
-        )
-        return {"to": wire.user(to)}
+    def op_send(self, request: wire.Request) -> Batched:
+        # A busy sender pipelines: the sends of one read go to the store together
+        # when the read is handled (read_handled), one coroutine for them all.
+        self._sends.append((request.id, request.id_or_name("to"), request.string("text")))
+        return BATCHED
 
     def _page(self) -> int:
         """How many texts one reply may carry: what fits half the room left in the send
