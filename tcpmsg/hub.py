@@ -266,22 +266,23 @@ class Hub:
             sent.append(recipient)
             kept.append(PrivateMessage(recipient.id, sender.ref, text, now))
         counts = iter(await self._store.put_messages(kept) if kept else ())
+        gone: set[int] = set()
         for n, recipient in enumerate(sent):
-            if isinstance(recipient, UserRef):
-                sent[n] = self._message_kept(sender, recipient, next(counts))
+            if not isinstance(recipient, UserRef):
+                continue
+            unread = next(counts)
+            user = self._users.get(recipient.id)
+            if user is not None and user.ref == recipient:
+                user.session.deliver(MessageWaiting(sender.ref, unread))
+            elif recipient.id not in self._account_ids:
+                # Unregistered and gone while the store worked: its inbox went with it.
+                gone.add(recipient.id)
+                sent[n] = errors.UnknownUser(
+                    f"{recipient.name} disconnected before the message was kept"
+                )
+        for recipient_id in gone:
+            self._store.discard_messages(recipient_id)
         return sent
-
-    def _message_kept(
-        self, sender: User, recipient: UserRef, unread: int
-    ) -> UserRef | errors.TcpmsgError:
-        user = self._users.get(recipient.id)
-        if user is not None and user.ref == recipient:
-            user.session.deliver(MessageWaiting(sender.ref, unread))
-        elif recipient.id not in self._account_ids:
-            # Unregistered and gone while the store worked: its inbox went with it.
-            self._store.discard_messages(recipient.id)
-            return errors.UnknownUser(f"{recipient.name} disconnected before the message was kept")
-        return recipient
 
     async def take_messages(self, user: User, limit: int) -> list[PrivateMessage]:
         """The user's oldest ``limit`` unread messages; a front end reads an inbox in pages."""

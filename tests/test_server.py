@@ -223,17 +223,56 @@ def test_the_sends_of_one_read_are_kept_together_and_answered_in_order(clock):
     assert [e["unread"] for e in nina.lines()] == [1, 2]
 
 
-def test_a_quit_after_sends_in_the_same_read_waits_for_them(clock):
+def two_sends_to_nina(clock):
+    """Jose and Nina on a gated store, the gate closed, and two sends to Nina in a line."""
     factory, store = gated(clock)
     jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
     jose.hello("Jose")
     nina.hello("Nina")
     gate = store.close_gate()
-    assert jose.feed(b'{"op":"send","to":"Nina","text":"bye","id":1}\n{"op":"quit"}\n') == []
+    sends = b'{"op":"send","to":"Nina","text":"a","id":1}\n{"op":"send","to":"Nina","text":"b"}\n'
+    return gate, jose, nina, sends
+
+
+def test_a_quit_after_sends_in_the_same_read_waits_for_them(clock):
+    gate, jose, _, sends = two_sends_to_nina(clock)
+    assert jose.feed(sends + b'{"op":"quit"}\n') == []
     assert not jose.closed
     gate.callback(None)
-    assert [r["reply"] for r in jose.lines()] == ["send", "quit"]
+    assert [r["reply"] for r in jose.lines()] == ["send", "send", "quit"]
     assert jose.closed
+    assert jose.protocol._in_flight == 0
+
+
+def test_a_store_that_fails_a_batch_fails_each_send_in_it(clock):
+    gate, jose, nina, sends = two_sends_to_nina(clock)
+    jose.feed(sends)
+    with capturedLogs() as logged:
+        gate.errback(OSError("disk full"))
+    assert [r["error"] for r in jose.lines()] == ["internal", "internal"]
+    assert jose.protocol._in_flight == 0
+    assert nina.lines() == []
+    assert len(logged) == 2
+    assert not jose.closed
+
+
+def test_sends_waiting_on_the_store_when_the_sender_goes_are_still_kept(clock):
+    gate, jose, nina, sends = two_sends_to_nina(clock)
+    jose.feed(sends)
+    jose.drop()
+    gate.callback(None)
+    assert jose.protocol._in_flight == 0
+    assert jose.transport.value() == b""
+    assert [e["unread"] for e in nina.lines()] == [1, 2]
+
+
+def test_an_inbox_read_with_sends_to_oneself_sees_them(connect):
+    jose = connect("Jose")
+    replies = jose.feed(
+        b'{"op":"send","to":"Jose","text":"note to self"}\n{"op":"inbox","id":"i"}\n'
+    )
+    [inbox] = [r for r in replies if r.get("id") == "i"]
+    assert [m["text"] for m in inbox["messages"]] == ["note to self"]
 
 
 def test_a_message_by_id_as_number_or_digits_reaches_the_recipient(connect):

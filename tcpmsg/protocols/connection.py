@@ -338,8 +338,10 @@ class ClientConnection(LineReceiver, Keepalive):
         try:
             self._read_lines(data)
         finally:
-            self.read_handled()
-            self.outbox.release()
+            try:
+                self.read_handled()
+            finally:
+                self.outbox.release()
 
     def read_handled(self) -> None:
         """A read's lines are handled: a front end starts what it gathered over them."""

@@ -187,6 +187,9 @@ class ServerProtocol(ClientConnection):
             Deferred.fromCoroutine(self._reply_later(result, op, request_id))
 
     def read_handled(self) -> None:
+        self._keep_gathered_sends()
+
+    def _keep_gathered_sends(self) -> None:
         if self._sends:
             sends, self._sends = self._sends, []
             Deferred.fromCoroutine(self._keep_sends(sends))
@@ -367,6 +370,9 @@ class ServerProtocol(ClientConnection):
         return body
 
     async def op_inbox(self, request: wire.Request) -> dict[str, Any]:
+        # Sends earlier in this read go to the store first: a message to oneself is
+        # in the inbox read after it.
+        self._keep_gathered_sends()
         hub = self.factory.hub
         if self._reading_inbox:
             # Pages taken at once would not see each other in the send queue.
