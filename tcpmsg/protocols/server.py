@@ -86,7 +86,8 @@ class ServerProtocol(ClientConnection):
         super().__init__()
         self.user: User | None = None
         self._greeting = self._quitting = self._reading_inbox = False
-        self._sends: list[tuple[Any, int | str, str]] = []
+        # Made at a read's first send: most connections never send, and idle ones hold less.
+        self._sends: list[tuple[Any, int | str, str]] | None = None
         self._early: list[bytes] | None = None
 
     @property
@@ -191,7 +192,7 @@ class ServerProtocol(ClientConnection):
 
     def _keep_gathered_sends(self) -> None:
         if self._sends:
-            sends, self._sends = self._sends, []
+            sends, self._sends = self._sends, None
             Deferred.fromCoroutine(self._keep_sends(sends))
 
     async def _keep_sends(self, sends: list[tuple[Any, int | str, str]]) -> None:
@@ -334,7 +335,10 @@ class ServerProtocol(ClientConnection):
     def op_send(self, request: wire.Request) -> Batched:
         # A busy sender pipelines: the sends of one read go to the store together
         # when the read is handled (read_handled), one coroutine for them all.
-        self._sends.append((request.id, request.id_or_name("to"), request.string("text")))
+        send = (request.id, request.id_or_name("to"), request.string("text"))
+        if self._sends is None:
+            self._sends = []
+        self._sends.append(send)
         return BATCHED
 
     def _page(self) -> int:
