@@ -200,9 +200,7 @@ def test_a_message_by_name_is_acknowledged_and_the_recipient_told(connect):
 
 def test_the_sends_of_one_read_are_kept_together_and_answered_in_order(clock):
     factory, store = gated(clock)
-    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
-    jose.hello("Jose")
-    nina.hello("Nina")
+    jose, nina = jose_and_nina(factory)
     gate = store.close_gate()
     sends = [
         {"op": "send", "to": "Nina", "text": "one", "id": 1},
@@ -226,9 +224,7 @@ def test_the_sends_of_one_read_are_kept_together_and_answered_in_order(clock):
 def two_sends_to_nina(clock):
     """Jose and Nina on a gated store, the gate closed, and two sends to Nina in a line."""
     factory, store = gated(clock)
-    jose, nina = LineClient(factory, 1, "10.0.0.1"), LineClient(factory, 2, "10.0.0.2")
-    jose.hello("Jose")
-    nina.hello("Nina")
+    jose, nina = jose_and_nina(factory)
     gate = store.close_gate()
     sends = b'{"op":"send","to":"Nina","text":"a","id":1}\n{"op":"send","to":"Nina","text":"b"}\n'
     return gate, jose, nina, sends

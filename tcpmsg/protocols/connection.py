@@ -246,6 +246,11 @@ class ClientConnection(LineReceiver, Keepalive):
             self._cut = self.callLater(CLOSE_GRACE, self._stop_waiting)
         self._close_once_answered()
 
+    def _answered(self, requests: int = 1) -> None:
+        """Requests in flight got their answers: a connection winding down may close."""
+        self._in_flight -= requests
+        self._close_once_answered()
+
     def _stop_waiting(self) -> None:
         self._close_once_answered(waited_enough=True)
 

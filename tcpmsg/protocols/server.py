@@ -187,13 +187,12 @@ class ServerProtocol(ClientConnection):
             self._in_flight += 1
             Deferred.fromCoroutine(self._reply_later(result, op, request_id))
 
-    def read_handled(self) -> None:
-        self._keep_gathered_sends()
-
     def _keep_gathered_sends(self) -> None:
         if self._sends:
             sends, self._sends = self._sends, None
             Deferred.fromCoroutine(self._keep_sends(sends))
+
+    read_handled = _keep_gathered_sends
 
     async def _keep_sends(self, sends: list[tuple[Any, int | str, str]]) -> None:
         """A read's private messages, kept in one store request and answered in order."""
@@ -211,8 +210,7 @@ class ServerProtocol(ClientConnection):
                 else:
                     self._reply({"to": wire.user(outcome)}, "send", request_id)
         finally:
-            self._in_flight -= len(sends)
-            self._close_once_answered()
+            self._answered(len(sends))
 
     async def _reply_later(
         self, pending: Coroutine[Any, Any, dict[str, Any]], op: str, request_id: Any
@@ -225,8 +223,7 @@ class ServerProtocol(ClientConnection):
         else:
             self._reply(body, op, request_id)
         finally:
-            self._in_flight -= 1
-            self._close_once_answered()
+            self._answered()
 
     def _reply(self, body: dict[str, Any], op: str, request_id: int | str | None) -> None:
         line = wire.encode_reply(op, request_id, body)
