@@ -267,19 +267,23 @@ class Hub:
             kept.append(PrivateMessage(recipient.id, sender.ref, text, now))
         counts = iter(await self._store.put_messages(kept) if kept else ())
         gone: set[int] = set()
+        told: dict[User, int] = {}
         for n, recipient in enumerate(sent):
             if not isinstance(recipient, UserRef):
                 continue
             unread = next(counts)
             user = self._users.get(recipient.id)
             if user is not None and user.ref == recipient:
-                user.session.deliver(MessageWaiting(sender.ref, unread))
+                told[user] = unread
             elif recipient.id not in self._account_ids:
                 # Unregistered and gone while the store worked: its inbox went with it.
                 gone.add(recipient.id)
                 sent[n] = errors.UnknownUser(
                     f"{recipient.name} disconnected before the message was kept"
                 )
+        for user, unread in told.items():
+            # One event a recipient for the batch, with the count after its last message.
+            user.session.deliver(MessageWaiting(sender.ref, unread))
         for recipient_id in gone:
             self._store.discard_messages(recipient_id)
         return sent

@@ -218,7 +218,20 @@ def test_the_sends_of_one_read_are_kept_together_and_answered_in_order(clock):
         ("unknown_user", 2),
         ("send", 3),
     ]
-    assert [e["unread"] for e in nina.lines()] == [1, 2]
+    assert nina.lines() == [{"event": "message_waiting", "from": jose.ref, "unread": 2}]
+
+
+def test_each_recipient_of_a_read_of_sends_is_told_once_with_its_count(connect):
+    jose, nina, ada = connect("Jose"), connect("Nina"), connect("Ada")
+    sends = [(b"Nina", 1), (b"Ada", 2), (b"Nina", 3), (b"Nina", 4)]
+    replies = jose.feed(
+        b"".join(b'{"op":"send","to":"%s","text":"hi","id":%d}\n' % (to, n) for to, n in sends)
+    )
+    assert [r["id"] for r in replies] == [1, 2, 3, 4]
+    assert nina.lines() == [{"event": "message_waiting", "from": jose.ref, "unread": 3}]
+    assert ada.lines() == [{"event": "message_waiting", "from": jose.ref, "unread": 1}]
+    jose.send("send", to="Nina", text="later")
+    assert nina.lines() == [{"event": "message_waiting", "from": jose.ref, "unread": 4}]
 
 
 def two_sends_to_nina(clock):
@@ -259,7 +272,7 @@ def test_sends_waiting_on_the_store_when_the_sender_goes_are_still_kept(clock):
     gate.callback(None)
     assert jose.protocol._in_flight == 0
     assert jose.transport.value() == b""
-    assert [e["unread"] for e in nina.lines()] == [1, 2]
+    assert [e["unread"] for e in nina.lines()] == [2]
 
 
 def test_an_inbox_read_with_sends_to_oneself_sees_them(connect):
