@@ -10,9 +10,12 @@ import pytest_twisted
 from twisted.internet import protocol, reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import connectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
-from tcpmsg.protocols.outbox import Outbox, TurnWriter, queued_bytes, send_now
+from tcpmsg.protocols.outbox import Outbox, TurnWriter, lose_connection, queued_bytes, send_now
 
 
 class CountingTransport:
@@ -115,18 +118,34 @@ class Collect(protocol.Protocol):
             self.enough.callback(self.received)
 
 
+class Ending(protocol.Protocol):
+    """Records how its connection ended."""
+
+    def __init__(self) -> None:
+        self.ended: Deferred[BaseException] = Deferred()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.ended.callback(reason.value)
+
+
+class ClientEnding(Ending, Collect):
+    def __init__(self) -> None:
+        Ending.__init__(self)
+        Collect.__init__(self)
+
+
 async def tcp_pair():
-    accepted: Deferred[protocol.Protocol] = Deferred()
+    accepted: Deferred[Ending] = Deferred()
 
     class Factory(protocol.Factory):
         def buildProtocol(self, addr):
-            server = protocol.Protocol()
+            server = Ending()
             reactor.callLater(0, accepted.callback, server)
             return server
 
     port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Factory())
     client = await connectProtocol(
-        TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), Collect()
+        TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), ClientEnding()
     )
     server = await accepted
     return port, server, client
@@ -158,6 +177,36 @@ async def test_with_bytes_queued_new_bytes_wait_behind_them_in_order():
         assert await client.enough == b"first second\n"
     finally:
         server.transport.loseConnection()
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_nothing_queued_a_connection_is_closed_before_lose_connection_returns():
+    port, server, client = await tcp_pair()
+    try:
+        send_now(server.transport, b"bye\n", queued_bytes(server.transport))
+        lose_connection(server.transport)
+        assert server.ended.called
+        # An orderly close, as loseConnection's: the client reads what was sent, then the end.
+        assert type(await server.ended) is ConnectionDone
+        assert type(await client.ended) is ConnectionDone
+        assert client.received == b"bye\n"
+    finally:
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_bytes_queued_a_connection_closes_once_they_are_sent():
+    port, server, client = await tcp_pair()
+    try:
+        server.transport.write(b"queued\n")
+        lose_connection(server.transport)
+        assert not server.ended.called
+        assert server.transport.disconnecting
+        assert type(await client.ended) is ConnectionDone
+        assert client.received == b"queued\n"
+        assert type(await server.ended) is ConnectionDone
+    finally:
         await port.stopListening()
 
 

@@ -20,7 +20,7 @@ from tcpmsg.errors import TcpmsgError
 from tcpmsg.protocols.connection_log import ConnectionLog
 from tcpmsg.protocols.keepalive import Keepalive
 from tcpmsg.protocols.limits import Admission, Limits, TokenBucket
-from tcpmsg.protocols.outbox import Outbox, TurnWriter, queued_bytes
+from tcpmsg.protocols.outbox import Outbox, TurnWriter, lose_connection, queued_bytes
 from tcpmsg.protocols.refusals import (
     HandshakeTimeout,
     LineTooLong,
@@ -71,6 +71,7 @@ class ClientConnection(LineReceiver, Keepalive):
         "_admitted",
         "_bucket",
         "_chunks",
+        "_close_at_read_end",
         "_closing",
         "_cut",
         "_discarding",
@@ -94,7 +95,7 @@ class ClientConnection(LineReceiver, Keepalive):
         self.peer = "?"
         self._lost: Deferred[None] | None = None
         self._address = ""
-        self._admitted = self._gone = False
+        self._admitted = self._gone = self._close_at_read_end = False
         self._closing = self._discarding = self._paused = self._shutting_down = False
         self._overflow = b""
         self._oversized = self._flood_strikes = self._owed = self._in_flight = 0
@@ -275,7 +276,20 @@ class ClientConnection(LineReceiver, Keepalive):
         if self._admitted:
             # A registered producer would hold the close open (TLS waits for it to go).
             self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        if self._shutting_down and self.outbox.holding:
+            # A quit, in the client's own read, the rest of which is ignored: the close
+            # comes at the read's end, at once if nothing is left to send.
+            self._close_at_read_end = True
+            return
+        self._let_go()
+
+    def _let_go(self, at_once: bool = False) -> None:
+        """Close when what Twisted holds is sent; ``at_once``, when nothing of ours runs,
+        without the turn Twisted takes for it if nothing is held."""
+        if at_once:
+            lose_connection(self.transport)
+        else:
+            self.transport.loseConnection()
         if self._cut is not None and self._cut.active():
             self._cut.cancel()
         if queued_bytes(self.transport) != 0:
@@ -347,6 +361,9 @@ class ClientConnection(LineReceiver, Keepalive):
                 self.read_handled()
             finally:
                 self.outbox.release()
+                if self._close_at_read_end:
+                    self._close_at_read_end = False
+                    self._let_go(at_once=True)
 
     def read_handled(self) -> None:
         """A read's lines are handled: a front end starts what it gathered over them."""

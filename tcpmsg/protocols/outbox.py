@@ -9,8 +9,9 @@ to its socket, and only what the socket does not take is left to Twisted's
 buffer and producer machinery.
 
 This is the one module that knows Twisted's transport internals
-(``dataBuffer``, ``offset``, ``_tempDataLen``); its tests pin them, so a
-Twisted upgrade that changes them fails there, not in the server.
+(``dataBuffer``, ``offset``, ``_tempDataLen``, and how a connection closes);
+its tests pin them, so a Twisted upgrade that changes them fails there, not in
+the server.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from twisted.internet import tcp
+from twisted.internet import main, tcp
+from twisted.python.failure import Failure
 
 
 def queued_bytes(transport: Any) -> int | None:
@@ -42,6 +44,29 @@ def send_now(transport: Any, data: bytes, queued: int | None) -> None:
             return
         data = data[sent:]
     transport.write(data)
+
+
+def lose_connection(transport: Any) -> None:
+    """``transport.loseConnection()``, at once where Twisted holds nothing to send.
+
+    Twisted closes on the next write turn even with nothing to write: two poll
+    registrations, an empty send and a turn more for every connection that
+    quits. A plain TCP connection with nothing queued and no producer is closed
+    now, as Twisted itself closes one whose write side is already shut. The
+    caller must have nothing of the connection's running: its ``connectionLost``
+    runs before this returns.
+    """
+    if (
+        queued_bytes(transport) == 0
+        and transport.producer is None
+        and transport.connected
+        and not transport.disconnecting
+    ):
+        transport.disconnecting = True
+        transport.stopReading()
+        transport.connectionLost(Failure(main.CONNECTION_DONE))
+    else:
+        transport.loseConnection()
 
 
 class Flushable(Protocol):
