@@ -69,6 +69,15 @@ def test_an_empty_reply_built_from_parts_is_the_bytes_the_json_encoder_writes(op
     assert wire.encode_reply(op, request_id, {}) == wire.encode(expected)
 
 
+@given(request_id=st.one_of(st.none(), st.integers(), _text), client_id=st.integers(), name=_text)
+def test_a_send_reply_built_from_parts_is_the_bytes_the_json_encoder_writes(
+    request_id, client_id, name
+):
+    recipient = UserRef(client_id, name)
+    expected = wire.encode_reply("send", request_id, {"to": wire.user(recipient)})
+    assert wire.encode_sent(request_id, recipient) == expected
+
+
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),

@@ -208,7 +208,7 @@ class ServerProtocol(ClientConnection):
                 if isinstance(outcome, TcpmsgError):
                     self._fail(Failure(outcome), "send", request_id)
                 else:
-                    self._reply({"to": wire.user(outcome)}, "send", request_id)
+                    self._send(wire.encode_sent(request_id, outcome))
         finally:
             self._answered(len(sends))
 

