@@ -2,7 +2,8 @@
 readers, the handshake's deadline, the keepalive, admission and shutdown.
 
 Driven through the JSON front end (``ServerProtocol``), the one ``ClientConnection``
-there is: bytes in, lines out, on a ``task.Clock``.
+there is: bytes in, lines out, on a ``task.Clock``; and a quit on a real socket,
+whose close takes a path a ``StringTransport`` does not.
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ import json
 from unittest.mock import ANY
 
 import pytest
+import pytest_twisted
+from twisted.internet import protocol, reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
 
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Limits
-from tcpmsg.protocols.server import ServerFactory
+from tcpmsg.protocols.server import ServerFactory, ServerProtocol
 from tests.conftest import LineClient, gated
 
 
@@ -262,6 +268,63 @@ def test_lines_after_a_quit_with_nothing_in_flight_are_not_answered(connect):
     replies = jose.feed(b'{"op":"quit","id":1}\n{"op":"ping","id":2}\n{"op":"users","id":3}\n')
     assert [(r["reply"], r["id"]) for r in replies] == [("quit", 1)]
     assert closes == [True]
+
+
+@pytest.mark.parametrize("ahead", [b"", b'{"op":"inbox"}\n'], ids=["nothing", "an inbox"])
+def test_the_rest_of_a_read_after_a_quit_is_dropped_unsplit(clock, monkeypatch, ahead):
+    factory, store = gated(clock)
+    jose = LineClient(factory, 1, "10.0.0.1")
+    jose.hello("Jose")
+    split: list[bytes] = []
+    split_line = ServerProtocol.lineReceived
+
+    def counted(self: ServerProtocol, line: bytes) -> None:
+        split.append(line)
+        split_line(self, line)
+
+    monkeypatch.setattr(ServerProtocol, "lineReceived", counted)
+    gate = store.close_gate()
+    # One read as Twisted makes them (up to 64 KiB): a quit, then a flood of newlines,
+    # which would cost the reactor a lineReceived each (and LineReceiver's copying).
+    replies = jose.feed(ahead + b'{"op":"quit"}\n' + b"\n" * 60_000)
+    assert split == [*ahead.splitlines(), b'{"op":"quit"}']
+    gate.callback(None)
+    replies += jose.lines()
+    assert [r["reply"] for r in replies] == ["inbox"] * bool(ahead) + ["quit"]
+    assert jose.closed
+
+
+class Client(protocol.Protocol):
+    def __init__(self) -> None:
+        self.received = b""
+        self.ended: Deferred[BaseException] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self.ended.callback(reason.value)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_quit_on_a_real_socket_is_answered_and_the_connection_closed_in_order(hub, limits):
+    factory = ServerFactory(hub, limits, reactor)
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+    try:
+        client = await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), Client()
+        )
+        client.transport.write(
+            b'{"op":"hello","name":"Nina","id":1}\n{"op":"ping","id":2}\n'
+            b'{"op":"quit","id":3}\n{"op":"users","id":4}\n'
+        )
+        assert type(await client.ended) is ConnectionDone
+        replies = [json.loads(line) for line in client.received.splitlines()]
+        assert [(r["reply"], r["id"]) for r in replies] == [("hello", 1), ("ping", 2), ("quit", 3)]
+        assert factory.sessions == set()
+        assert hub.users() == []
+    finally:
+        await port.stopListening()
 
 
 def test_the_replies_to_a_read_are_written_in_one_write_when_the_read_is_handled(connect):

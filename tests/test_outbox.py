@@ -119,13 +119,19 @@ class Collect(protocol.Protocol):
 
 
 class Ending(protocol.Protocol):
-    """Records how its connection ended."""
+    """Records how its connection ended; a streaming producer that never pauses."""
 
     def __init__(self) -> None:
         self.ended: Deferred[BaseException] = Deferred()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.ended.callback(reason.value)
+
+    def pauseProducing(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
+
+    def stopProducing(self) -> None: ...
 
 
 class ClientEnding(Ending, Collect):
@@ -205,6 +211,18 @@ async def test_with_bytes_queued_a_connection_closes_once_they_are_sent():
         assert server.transport.disconnecting
         assert type(await client.ended) is ConnectionDone
         assert client.received == b"queued\n"
+        assert type(await server.ended) is ConnectionDone
+    finally:
+        await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_a_producer_registered_a_connection_closes_as_twisted_closes_it():
+    port, server, _ = await tcp_pair()
+    try:
+        server.transport.registerProducer(server, True)
+        lose_connection(server.transport)
+        assert not server.ended.called
         assert type(await server.ended) is ConnectionDone
     finally:
         await port.stopListening()

@@ -241,6 +241,8 @@ class ClientConnection(LineReceiver, Keepalive):
         """
         self._shutting_down = True
         self._last_line = last_line
+        # The rest of the read is not for us: not even split into lines.
+        self.clearLineBuffer()
         if self._in_flight:
             # Closing now would stop the reading anyway; waiting, it must stop here.
             self.transport.pauseProducing()
@@ -277,15 +279,19 @@ class ClientConnection(LineReceiver, Keepalive):
             # A registered producer would hold the close open (TLS waits for it to go).
             self.transport.unregisterProducer()
         if self._shutting_down and self.outbox.holding:
-            # A quit, in the client's own read, the rest of which is ignored: the close
+            # A quit, in the client's own read, the rest of which is dropped: the close
             # comes at the read's end, at once if nothing is left to send.
             self._close_at_read_end = True
             return
-        self._let_go()
+        self._close_transport()
 
-    def _let_go(self, at_once: bool = False) -> None:
-        """Close when what Twisted holds is sent; ``at_once``, when nothing of ours runs,
-        without the turn Twisted takes for it if nothing is held."""
+    def _close_transport(self, at_once: bool = False) -> None:
+        """Close once what Twisted holds is sent, cutting a client that never reads it.
+
+        ``at_once`` is for the end of the client's own read, where nothing of ours
+        is running: a connection with nothing held goes now, not on Twisted's next
+        write turn.
+        """
         if at_once:
             lose_connection(self.transport)
         else:
@@ -360,10 +366,16 @@ class ClientConnection(LineReceiver, Keepalive):
             try:
                 self.read_handled()
             finally:
-                self.outbox.release()
-                if self._close_at_read_end:
-                    self._close_at_read_end = False
-                    self._let_go(at_once=True)
+                self._read_ended()
+
+    def _read_ended(self) -> None:
+        """Send what the read is owed, then close if it ended in a quit."""
+        try:
+            self.outbox.release()
+        finally:
+            if self._close_at_read_end:
+                self._close_at_read_end = False
+                self._close_transport(at_once=True)
 
     def read_handled(self) -> None:
         """A read's lines are handled: a front end starts what it gathered over them."""

@@ -1,4 +1,4 @@
-"""Gathering a reactor turn's bytes per connection into one write, sent at once when it can be.
+"""A connection's bytes for a turn sent in one write, and its close, without Twisted's extra turns.
 
 Twisted's ``transport.write`` queues and sends on a later turn, each call costing
 buffer work and poll registrations. Fan-out makes that the hot path: a member of
@@ -6,7 +6,9 @@ a busy channel is owed many lines per turn. So lines are gathered per
 connection while a turn runs, and at its end each connection gets one write.
 Where Twisted holds nothing queued for a TCP connection, the bytes go straight
 to its socket, and only what the socket does not take is left to Twisted's
-buffer and producer machinery.
+buffer and producer machinery. Twisted's ``loseConnection``, too, waits for a
+write turn even with nothing to write; ``lose_connection`` closes at once where
+nothing is held.
 
 This is the one module that knows Twisted's transport internals
 (``dataBuffer``, ``offset``, ``_tempDataLen``, and how a connection closes);
@@ -61,12 +63,17 @@ def lose_connection(transport: Any) -> None:
         and transport.producer is None
         and transport.connected
         and not transport.disconnecting
+        and not transport.TLS  # a connection upgraded by startTLS owes a TLS close
     ):
         transport.disconnecting = True
         transport.stopReading()
-        transport.connectionLost(Failure(main.CONNECTION_DONE))
+        transport.connectionLost(_CLOSED)
     else:
         transport.loseConnection()
+
+
+# Twisted, too, hands every orderly close one shared Failure.
+_CLOSED = Failure(main.CONNECTION_DONE)
 
 
 class Flushable(Protocol):
