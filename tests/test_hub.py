@@ -117,6 +117,16 @@ def test_names_are_compared_in_one_unicode_form(hub):
         connect(hub, "Zo\u00e9")
 
 
+def test_each_recipient_of_a_batch_is_told_once_with_the_count_after_its_last(hub):
+    jose, nina, ada = join_all(hub, "Jose", "Nina", "Ada")
+    wanted: list[tuple[int | str, str]] = [("Nina", "1"), ("Ada", "2"), (nina.id, "3")]
+    sent = now(hub.send_messages(jose, [*wanted, ("Nobody", "4")]))
+    assert sent[:3] == [nina.ref, ada.ref, nina.ref]
+    assert isinstance(sent[3], errors.UnknownUser)
+    assert nina.session.events == [MessageWaiting(jose.ref, 2)]
+    assert ada.session.events == [MessageWaiting(jose.ref, 1)]
+
+
 def test_the_recipient_is_told_only_once_the_store_has_the_message(clock):
     class SlowStore(MemoryStore):
         def __init__(self) -> None:
