@@ -315,6 +315,40 @@ def test_option_5_joins_and_bye_leaves(session):
     ]
 
 
+def test_a_member_who_types_exit_says_it(session):
+    session.type("5", "23456")
+    session.server.answer(channel="23456", owner=JOSE, members=[JOSE, NINA])
+    session.type("exit")
+    assert session.server.request() == {"op": "say", "id": 3, "channel": "23456", "text": "exit"}
+
+
+def registered_session() -> Session:
+    session = Session(host="localhost", port=8008, name="Nina")
+    session.server.answer(client_id=NINA["id"], name="Nina", registered=True, menu=MENU_DATA)
+    session.screen.take()
+    return session
+
+
+def test_a_registered_owner_may_leave_a_channel_open_with_bye():
+    session = registered_session()
+    session.type("4", "23456")
+    session.server.answer(channel="23456", owner=NINA)
+    assert "Type 'bye' to leave it open: it is kept until you close it." in session.screen.take()
+    session.type("bye")
+    assert session.server.request() == {"op": "leave", "id": 3, "channel": "23456"}
+
+
+def test_an_owner_back_in_a_kept_channel_may_close_it_with_exit():
+    session = registered_session()
+    session.type("5", "23456")
+    session.server.answer(channel="23456", owner=NINA, members=[JOSE, NINA])
+    assert "Your channel: type 'exit' to close it, 'bye' to leave it open." in (
+        session.screen.take()
+    )
+    session.type("exit")
+    assert session.server.request() == {"op": "close", "id": 3, "channel": "23456"}
+
+
 def test_the_owner_closing_the_channel_returns_to_the_menu(session):
     session.type("5", "23456")
     session.server.answer(channel="23456", owner=JOSE, members=[JOSE, NINA])

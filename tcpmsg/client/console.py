@@ -78,6 +78,8 @@ class Console:
         self.screen = screen
         self._connect = connect
         self.host, self.port, self.name = host, port, name
+        self.client_id: int | None = None
+        self.registered = False  # a registered owner's channels are kept: it may leave them open
         self._tz = tz
         self.client: ClientProtocol | None = None
         self.menu: dict[str, Any] = {}
@@ -239,6 +241,7 @@ class Console:
         if not connected:
             self._say_connected(host, port)
         self.name, self.menu = reply["name"], reply["menu"]
+        self.client_id, self.registered = reply["client_id"], bool(reply.get("registered"))
         self.screen.show("Your client info is:")
         self.screen.show(f"Client Name: {reply['name']}")
         self.screen.show(f"Client ID: {reply['client_id']}")
@@ -346,9 +349,11 @@ class Console:
             return
         self.screen.show(channel_header(reply["channel"]))
         self.screen.show("Type 'exit' to close the channel.")
+        if self.registered:
+            self.screen.show("Type 'bye' to leave it open: it is kept until you close it.")
         self.screen.show(f"Channel created by: {reply['owner']['name']}")
         self.screen.show("Waiting for other users to join...")
-        await self._chat(reply["channel"], "exit", "close")
+        await self._chat(reply["channel"], owner=True)
 
     async def option_join(self) -> None:
         channel = (await self.ask("Enter channel id to join: ")).strip()
@@ -357,13 +362,18 @@ class Console:
             return
         self.screen.show(channel_header(reply["channel"]))
         self.screen.show(f"Joined to channel {reply['channel']}")
-        self.screen.show("Type 'bye' to exit this channel.")
+        owner = reply["owner"]["id"] == self.client_id
+        if owner:
+            # Back in a kept channel of one's own: it is still one's to close.
+            self.screen.show("Your channel: type 'exit' to close it, 'bye' to leave it open.")
+        else:
+            self.screen.show("Type 'bye' to exit this channel.")
         for line in reply.get("history", ()):
             said = f"{line['from']['name']}> {line['text']}"
             self.screen.show(f"(earlier, {self._local(line['time'])}) {said}", notice=True)
         others = [m["name"] for m in reply["members"] if m["name"] != self.name]
         self.screen.show(f"In the channel: {', '.join(others) or 'nobody else'}", notice=True)
-        await self._chat(reply["channel"], "bye", "leave")
+        await self._chat(reply["channel"], owner)
 
     async def option_register(self) -> None:
         password = await self.ask("Choose a password: ", secret=True)
@@ -372,13 +382,16 @@ class Console:
             return
         reply = await self._call("register", password=password)
         if reply is not None:
+            self.registered = True
             self.screen.show(
                 f"The name {reply['name']} is yours: from now on it takes this password, "
                 f"and keeps client id {reply['client_id']}."
             )
 
-    async def _chat(self, channel: str, exit_word: str, exit_op: str) -> None:
-        """Say every line typed in the channel until ``exit_word`` or the channel closes."""
+    async def _chat(self, channel: str, owner: bool) -> None:
+        """Say every line typed in the channel until the channel closes, ``bye``
+        (leave it), or, from its owner, ``exit`` (close it)."""
+        leaving = {"bye": "leave", "exit": "close"} if owner else {"bye": "leave"}
         self._channel = channel
         try:
             while True:
@@ -386,8 +399,9 @@ class Console:
                     line = await self.ask(f"{self.name}> ", quiet=True)
                 except ChannelClosed:
                     return
-                if line.strip() == exit_word:
-                    await self._call(exit_op, channel=channel)
+                op = leaving.get(line.strip())
+                if op is not None:
+                    await self._call(op, channel=channel)
                     return
                 if line.strip():
                     await self._call("say", channel=channel, text=line)
