@@ -17,6 +17,7 @@ from twisted.internet import protocol, reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 
 from tcpmsg.protocols import wire
@@ -230,6 +231,19 @@ def test_a_shutdown_answers_requests_in_flight_before_it_closes(clock):
     gate.callback(None)
     assert nina.lines() == [{"reply": "inbox", "id": 7, "messages": [], "remaining": 0}]
     assert nina.transport.disconnecting
+
+
+def test_a_shutdown_is_logged_in_one_line_for_every_connection(factory, connect):
+    clients = [connect("Jose"), connect("Nina"), connect()]
+    with capturedLogs() as events:
+        done = Deferred.fromCoroutine(factory.shut_down())
+        for client in clients:
+            assert client.transport.disconnecting
+            client.drop()  # the transport's close, which a StringTransport leaves to us
+    assert done.called
+    assert [e["log_format"] for e in events] == ["shutting down: closing {count} connections"]
+    assert events[0]["count"] == 3
+    assert factory.sessions == set()
 
 
 def test_a_quit_waiting_on_a_request_is_not_overtaken_by_the_handshake_deadline(clock):

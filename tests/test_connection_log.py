@@ -31,3 +31,16 @@ def test_a_new_second_brings_a_new_budget_and_nothing_is_reported_when_nothing_w
             connection_log.info("b")
             clock.advance(1)
     assert [e["log_format"] for e in events] == ["a", "b"] * 3
+
+
+def test_once_hushed_nothing_is_logged_nor_counted():
+    clock = Clock()
+    connection_log = ConnectionLog(1, clock)
+    with capturedLogs() as events:
+        connection_log.info("before")
+        connection_log.hush()
+        connection_log.info("after")
+        connection_log.warn("after")
+        clock.advance(1)
+    assert [e["log_format"] for e in events] == ["before"]
+    assert clock.getDelayedCalls() == []

@@ -27,6 +27,11 @@ class ConnectionLog:
         self._second = -1
         self._used = 0
         self._left_out = 0
+        self._hushed = False
+
+    def hush(self) -> None:
+        """The server is going down: one line says so for every connection, and these stop."""
+        self._hushed = True
 
     def info(self, format: str, **fields: Any) -> None:
         if self._allows():
@@ -37,6 +42,8 @@ class ConnectionLog:
             log.warn(format, **fields)
 
     def _allows(self) -> bool:
+        if self._hushed:
+            return False
         second = int(self._clock.seconds())
         if second != self._second:
             self._second, self._used = second, 0

@@ -495,6 +495,7 @@ class ServerFactory(Factory):
         """Tell every client, close every connection, and wait until they are closed."""
         sessions = list(self.sessions)
         log.info("shutting down: closing {count} connections", count=len(sessions))
+        self.connection_log.hush()
         for session in sessions:
             session.shut_down(message)
         for session in sessions:
