@@ -134,7 +134,9 @@ class SqliteStore:
             snapshot = self._read_snapshot()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: {error}") from None
-        self._pool.start()
+        # Not before: a server that fails to start (its port in use) would be held
+        # open by the thread, which only the running reactor stops.
+        self._reactor.callWhenRunning(self._pool.start)
         return snapshot
 
     def _lock(self) -> None:

@@ -10,6 +10,8 @@ from twisted.application import strports
 from twisted.application.service import MultiService
 from twisted.copyright import version as twisted_version
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.threads import deferToThread
 from twisted.python import usage
 
@@ -96,7 +98,15 @@ class Options(usage.Options):
 
     def opt_port(self, port: str) -> None:
         """A port number or endpoint (tcp:8008:interface=::1, ssl:...); repeats [default: 8008]"""
-        self["ports"].append(endpoint_description(port))
+        description = endpoint_description(port)
+        from twisted.internet import reactor
+
+        try:
+            # Parsed now, not listened on: a typo is a usage error, not a traceback.
+            serverFromString(reactor, description)
+        except (ValueError, TypeError, OSError) as error:
+            raise usage.UsageError(f"--port {port}: {error}") from None
+        self["ports"].append(description)
 
     opt_p = opt_port
 
@@ -122,6 +132,13 @@ class ServerService(MultiService):
         super().__init__()
         self.factory, self.store, self._reactor = factory, store, reactor
         self._stopping = False
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as error:
+            # One line, as for a store in use: the traceback would say nothing more.
+            raise SystemExit(f"tcpmsg: {error}") from None
 
     def startService(self) -> None:
         super().startService()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gc
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -41,6 +42,15 @@ def test_the_default_port_is_8008():
 def test_a_bare_port_number_means_tcp_and_ports_can_repeat():
     options = parse("--port", "9000", "-p", "tcp:9001:interface=127.0.0.1")
     assert options["ports"] == ["tcp:9000", "tcp:9001:interface=127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("port", "why"),
+    [("bogus:1", "Unknown endpoint type"), ("ssl:0:privateKey=missing.pem", "missing.pem")],
+)
+def test_a_port_that_cannot_be_parsed_is_a_usage_error_naming_it(port, why):
+    with pytest.raises(UsageError, match=f"--port {port}: .*{why}"):
+        parse("--port", port)
 
 
 def test_version_names_tcpmsg_and_the_twisted_it_runs_on(capsys):
@@ -103,6 +113,37 @@ def test_a_database_that_cannot_be_used_stops_the_server_in_one_line(tmp_path):
     assert ran.returncode != 0
     output = ran.stdout + ran.stderr
     assert f"tcpmsg: {corrupt}: file is not a database" in output
+    assert "Traceback" not in output
+
+
+def test_a_port_in_use_stops_the_server_in_one_line(tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        # The default SQLite store: its writer thread once kept such a process alive.
+        ran = subprocess.run(
+            [
+                str(BIN / "twistd"),
+                "-n",
+                "--pidfile=",
+                "tcpmsg",
+                "--port",
+                f"tcp:{port}:interface=127.0.0.1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE,
+            cwd=tmp_path,
+        )
+    finally:
+        taken.close()
+    assert ran.returncode == 1
+    output = ran.stdout + ran.stderr
+    assert (
+        f"tcpmsg: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use" in output
+    )
     assert "Traceback" not in output
 
 
