@@ -398,6 +398,11 @@ def test_an_option_not_on_the_menu_is_said_and_the_menu_shown_again(session):
     ]
 
 
+def test_an_enter_alone_shows_the_menu_again_without_a_complaint(session):
+    session.type("")
+    assert session.screen.take() == MENU_LINES
+
+
 def test_option_6_disconnects_with_status_0(session):
     session.type("6")
     assert session.server.answer()["op"] == "quit"
@@ -479,12 +484,33 @@ def test_a_registered_name_is_asked_its_password(session):
     assert session.screen.take()[-1] == "Password:"
 
 
-def test_a_wrong_password_asks_for_the_name_again(session):
+def wrong_password() -> Session:
     session = Session(host="localhost", port=8008, name="Nina")
     session.server.refuse("password_required", "give its password")
     session.type("wrong")
     session.server.refuse("bad_password", "that is not the password of Nina")
-    session.type("Nina2")
+    assert session.screen.take()[-2:] == [
+        "that is not the password of Nina",
+        "Password (or nothing, for another name):",
+    ]
+    return session
+
+
+def test_a_wrong_password_asks_for_the_password_again():
+    session = wrong_password()
+    session.type("right")
+    assert session.server.request() == {
+        "op": "hello",
+        "id": 3,
+        "name": "Nina",
+        "version": 1,
+        "password": "right",
+    }
+
+
+def test_after_a_wrong_password_nothing_asks_for_another_name():
+    session = wrong_password()
+    session.type("", "Nina2")
     assert session.server.request() == {"op": "hello", "id": 3, "name": "Nina2", "version": 1}
 
 

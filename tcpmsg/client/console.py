@@ -24,6 +24,7 @@ _ANOTHER_NAME_MAY_DO = frozenset({"name_taken", "bad_name", "bad_password"})
 MENU_PROMPT = "Your option <enter a number>: "
 NAME_PROMPT = "Your id key (i.e your name): "
 PASSWORD_PROMPT = "Password: "
+RETRY_PASSWORD_PROMPT = "Password (or nothing, for another name): "
 EARLIER_LINES = 20
 
 
@@ -230,6 +231,12 @@ class Console:
                 self.screen.show(error.message)
                 if error.code not in _ANOTHER_NAME_MAY_DO:
                     raise CannotConnect() from error
+                if error.code == "bad_password":
+                    # Most likely a typo: the password again, or nothing for another name.
+                    typed = await self.ask(RETRY_PASSWORD_PROMPT, secret=True)
+                    if typed:
+                        password = {"password": typed}
+                        continue
                 name = (await self.ask(NAME_PROMPT)).strip()
                 password = {}
             except (Hangup, ServerGone, CancelledError):
@@ -258,6 +265,8 @@ class Console:
         while True:
             self._show_menu()
             key = (await self.ask(MENU_PROMPT)).strip()
+            if not key:
+                continue  # an Enter alone shows the menu again
             option = options.get(key)
             if option is None:
                 keys = ", ".join(options)

@@ -26,10 +26,9 @@ from tcpmsg.protocols.client import ClientProtocol, Listener
 
 
 def port_number(text: str) -> int:
-    port = int(text)
-    if not 0 < port < 65536:
+    if not (text.isascii() and text.isdigit() and 0 < int(text) < 65536):
         raise ValueError("a port is a number from 1 to 65535")
-    return port
+    return int(text)
 
 
 class Options(usage.Options):
