@@ -150,8 +150,13 @@ class Hub:
         return user
 
     def _check_free(self, name: str) -> None:
-        if name.casefold() in self._names:
-            raise errors.NameTaken(f"the name {name!r} is taken; choose another")
+        user = self._names.get(name.casefold())
+        if user is None:
+            return
+        if user.registered:
+            # Its owner, most likely, from another connection: "choose another" would mislead.
+            raise errors.NameTaken(f"{user.name} is signed in already, on another connection")
+        raise errors.NameTaken(f"the name {name!r} is taken; choose another")
 
     def disconnect(self, user: User, reason: str = "disconnected") -> None:
         """Remove every trace of a connection; a registered user's inbox and id stay."""

@@ -254,6 +254,15 @@ def test_a_guest_name_connects_at_once_and_a_registered_one_is_left_to_connect(h
         hub.connect_guest("JOSE", RecordingSession())
 
 
+def test_a_name_in_use_says_whether_its_owner_is_signed_in_elsewhere(hub):
+    nina, _ = join_all(hub, "Nina", "Jose")
+    now(hub.register(nina, "secret-1"))
+    with pytest.raises(errors.NameTaken, match="Nina is signed in already, on another connection"):
+        connect(hub, "nina", "secret-1")
+    with pytest.raises(errors.NameTaken, match="the name 'jose' is taken; choose another"):
+        connect(hub, "jose")
+
+
 def test_registering_twice_or_a_short_password_is_refused(hub):
     [nina] = join_all(hub, "Nina")
     with pytest.raises(errors.WeakPassword):
