@@ -55,6 +55,26 @@ async def test_messages_kept_together_are_counted_each_in_order(tmp_path):
         assert [m.text for m in taken] == ["before", "one", "two"]
 
 
+@pytest.mark.parametrize("count", [1, 5, 63, 64, 149])
+@pytest_twisted.ensureDeferred
+async def test_a_batch_of_any_size_is_kept_whole_and_in_order(tmp_path, count):
+    async with opened(tmp_path / "t.db") as store:
+        await store.add_account(NINA_ACCOUNT)
+        batch = [
+            PrivateMessage(NINA.id if n % 3 else 77777, JOSE, f"m{n}", float(n))
+            for n in range(count)
+        ]
+        counts = await store.put_messages(batch)
+        to_nina = [m for m in batch if m.recipient_id == NINA.id]
+        assert [c for c, m in zip(counts, batch, strict=True) if m.recipient_id == NINA.id] == list(
+            range(1, len(to_nina) + 1)
+        )
+        assert await store.take_messages(NINA.id, 200) == to_nina
+        assert [m.text for m in await store.take_messages(77777, 200)] == [
+            m.text for m in batch if m.recipient_id == 77777
+        ]
+
+
 @pytest_twisted.ensureDeferred
 async def test_messages_are_counted_taken_oldest_first_and_then_gone(tmp_path):
     async with opened(tmp_path / "t.db") as store:
