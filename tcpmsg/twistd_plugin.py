@@ -34,7 +34,17 @@ DEFAULT_DB = "tcpmsg.db"
 
 def endpoint_description(port: str) -> str:
     """A bare port number means TCP on every interface, as ``--port 8008`` promises."""
-    return f"tcp:{port}" if port.isdigit() else port
+    return f"tcp:{port}" if port.isascii() and port.isdigit() else port
+
+
+class CannotStart(SystemExit, Exception):
+    """Why the server cannot start, in one line, with exit status 1.
+
+    A ``SystemExit``, so that Python prints the line and no traceback; an
+    ``Exception`` too, so that twistd still does what it does for a failed
+    start: it removes the pidfile and, when daemonizing, tells the waiting
+    launcher, which would otherwise wait for good.
+    """
 
 
 def at_least(minimum: float, kind: type = int) -> Any:
@@ -104,7 +114,7 @@ class Options(usage.Options):
         try:
             # Parsed now, not listened on: a typo is a usage error, not a traceback.
             serverFromString(reactor, description)
-        except (ValueError, TypeError, OSError) as error:
+        except Exception as error:  # whatever the endpoint's parser raises (OpenSSL's too)
             raise usage.UsageError(f"--port {port}: {error}") from None
         self["ports"].append(description)
 
@@ -136,9 +146,9 @@ class ServerService(MultiService):
     def privilegedStartService(self) -> None:
         try:
             super().privilegedStartService()
-        except CannotListenError as error:
-            # One line, as for a store in use: the traceback would say nothing more.
-            raise SystemExit(f"tcpmsg: {error}") from None
+        except (CannotListenError, OverflowError, OSError) as error:
+            # A port in use, or out of range (tcp:99999): the traceback would say no more.
+            raise CannotStart(f"tcpmsg: {error}") from None
 
     def startService(self) -> None:
         super().startService()

@@ -46,7 +46,11 @@ def test_a_bare_port_number_means_tcp_and_ports_can_repeat():
 
 @pytest.mark.parametrize(
     ("port", "why"),
-    [("bogus:1", "Unknown endpoint type"), ("ssl:0:privateKey=missing.pem", "missing.pem")],
+    [
+        ("bogus:1", "Unknown endpoint type"),
+        ("ssl:0:privateKey=missing.pem", "missing.pem"),
+        ("\uff18\uff10", "Unknown endpoint type"),  # full-width digits are not a port number
+    ],
 )
 def test_a_port_that_cannot_be_parsed_is_a_usage_error_naming_it(port, why):
     with pytest.raises(UsageError, match=f"--port {port}: .*{why}"):
@@ -116,22 +120,20 @@ def test_a_database_that_cannot_be_used_stops_the_server_in_one_line(tmp_path):
     assert "Traceback" not in output
 
 
-def test_a_port_in_use_stops_the_server_in_one_line(tmp_path):
+@pytest.mark.parametrize("foreground", [True, False], ids=["-n", "daemon"])
+def test_a_port_in_use_stops_the_server_in_one_line(tmp_path, foreground):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
+    pidfile, logfile = tmp_path / "twistd.pid", tmp_path / "twistd.log"
+    twistd = [str(BIN / "twistd"), f"--pidfile={pidfile}"]
+    twistd += ["-n"] if foreground else [f"--logfile={logfile}"]
     try:
-        # The default SQLite store: its writer thread once kept such a process alive.
+        # The default SQLite store: its writer thread once kept such a process alive,
+        # and a daemon's launcher waited for good on a start that failed.
         ran = subprocess.run(
-            [
-                str(BIN / "twistd"),
-                "-n",
-                "--pidfile=",
-                "tcpmsg",
-                "--port",
-                f"tcp:{port}:interface=127.0.0.1",
-            ],
+            [*twistd, "tcpmsg", "--port", f"tcp:{port}:interface=127.0.0.1"],
             capture_output=True,
             text=True,
             timeout=PATIENCE,
@@ -140,11 +142,24 @@ def test_a_port_in_use_stops_the_server_in_one_line(tmp_path):
     finally:
         taken.close()
     assert ran.returncode == 1
-    output = ran.stdout + ran.stderr
-    assert (
-        f"tcpmsg: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use" in output
+    output = ran.stdout + ran.stderr + (logfile.read_text() if logfile.exists() else "")
+    in_use = f"tcpmsg: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
+    assert in_use in output
+    assert not pidfile.exists()
+    if foreground:
+        assert "Traceback" not in output
+
+
+def test_a_port_out_of_range_is_refused_without_a_traceback(tmp_path):
+    ran = subprocess.run(
+        [str(BIN / "twistd"), "-n", "--pidfile=", "tcpmsg", "-p", "tcp:99999:interface=127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        cwd=tmp_path,
     )
-    assert "Traceback" not in output
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stdout + ran.stderr
 
 
 @pytest_twisted.ensureDeferred
