@@ -25,7 +25,7 @@ def test_nothing_given_means_everything_is_asked():
     assert (options["host"], options["port"], options["name"]) == (None, None, None)
 
 
-@pytest.mark.parametrize("port", ["0", "65536", "http", "-1", "abc", "\uff18\uff10"])
+@pytest.mark.parametrize("port", ["0", "65536", "http", "-1", "abc", "\uff18\uff10", "9" * 5000])
 def test_a_port_outside_1_to_65535_is_refused_and_told_what_a_port_is(port):
     with pytest.raises(UsageError, match="a port is a number from 1 to 65535"):
         parse("--port", port)

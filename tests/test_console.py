@@ -142,9 +142,10 @@ def test_asks_for_what_is_not_given_then_shows_client_info_and_the_menu():
     ]
 
 
-def test_a_port_that_is_not_a_number_is_asked_again():
+@pytest.mark.parametrize("typed", ["http", "9" * 5000])
+def test_a_port_that_is_not_a_number_is_asked_again(typed):
     session = Session(host="localhost", name="Nina")
-    session.type("http", "8008")
+    session.type(typed, "8008")
     assert session.screen.take()[:3] == [
         "Enter the server port:",
         "A port is a number from 1 to 65535.",
@@ -329,13 +330,23 @@ def registered_session() -> Session:
     return session
 
 
+def test_an_unregistered_owner_who_leaves_is_told_the_channel_closed(session):
+    session.type("4", "23456")
+    session.server.answer(channel="23456", owner=NINA)
+    session.screen.take()
+    session.type("bye")
+    session.server.answer(channel="23456")
+    assert session.screen.take() == ["You left, so channel 23456 is closed.", *MENU_LINES]
+
+
 def test_a_registered_owner_may_leave_a_channel_open_with_bye():
     session = registered_session()
     session.type("4", "23456")
     session.server.answer(channel="23456", owner=NINA)
     assert "Type 'bye' to leave it open: it is kept until you close it." in session.screen.take()
     session.type("bye")
-    assert session.server.request() == {"op": "leave", "id": 3, "channel": "23456"}
+    assert session.server.answer(channel="23456") == {"op": "leave", "id": 3, "channel": "23456"}
+    assert session.screen.take() == MENU_LINES  # nothing closed
 
 
 def test_an_owner_back_in_a_kept_channel_may_close_it_with_exit():

@@ -60,6 +60,13 @@ def channel_header(channel: str) -> str:
     return f"{'-' * 23} Channel {channel} {'-' * 24}"
 
 
+def parse_port(text: str) -> int | None:
+    """A TCP port as typed or given: 1 to 65535 in ASCII digits; None if it is not one."""
+    if text.isascii() and text.isdigit() and len(text) <= 5 and 0 < int(text) < 65536:
+        return int(text)
+    return None
+
+
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
@@ -200,10 +207,8 @@ class Console:
             host = (await self.ask("Enter the server IP Address: ")).strip()
         port = self.port
         while port is None:
-            typed = (await self.ask("Enter the server port: ")).strip()
-            if typed.isascii() and typed.isdigit() and 0 < int(typed) < 65536:
-                port = int(typed)
-            else:
+            port = parse_port((await self.ask("Enter the server port: ")).strip())
+            if port is None:
                 self.screen.show("A port is a number from 1 to 65535.")
         name = self.name or (await self.ask(NAME_PROMPT)).strip()
         self._connecting = self._connect(host, port, self)
@@ -410,7 +415,9 @@ class Console:
                     return
                 op = leaving.get(line.strip())
                 if op is not None:
-                    await self._call(op, channel=channel)
+                    left = await self._call(op, channel=channel)
+                    if left is not None and op == "leave" and owner and not self.registered:
+                        self.screen.show(f"You left, so channel {channel} is closed.", notice=True)
                     return
                 if line.strip():
                     await self._call("say", channel=channel, text=line)

@@ -20,15 +20,16 @@ from twisted.internet.task import react
 from twisted.python import usage
 
 from tcpmsg import __version__
-from tcpmsg.client.console import Console
+from tcpmsg.client.console import Console, parse_port
 from tcpmsg.client.screens import PipeScreen, TerminalScreen
 from tcpmsg.protocols.client import ClientProtocol, Listener
 
 
 def port_number(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and 0 < int(text) < 65536):
+    port = parse_port(text)
+    if port is None:
         raise ValueError("a port is a number from 1 to 65535")
-    return int(text)
+    return port
 
 
 class Options(usage.Options):
