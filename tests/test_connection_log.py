@@ -44,3 +44,14 @@ def test_once_hushed_nothing_is_logged_nor_counted():
         clock.advance(1)
     assert [e["log_format"] for e in events] == ["before"]
     assert clock.getDelayedCalls() == []
+
+
+def test_hushing_reports_what_was_left_out_at_once_and_only_once():
+    clock = Clock()
+    connection_log = ConnectionLog(1, clock)
+    with capturedLogs() as events:
+        connection_log.info("kept")
+        connection_log.info("left out")
+        connection_log.hush()
+        clock.advance(1)
+    assert [e.get("count") for e in events] == [None, 1]

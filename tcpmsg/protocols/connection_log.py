@@ -30,8 +30,13 @@ class ConnectionLog:
         self._hushed = False
 
     def hush(self) -> None:
-        """The server is going down: one line says so for every connection, and these stop."""
+        """The server is going down: one line says so for every connection, and these stop.
+
+        What was left out before is reported now: the reactor may not run another second.
+        """
         self._hushed = True
+        if self._left_out:
+            self._report()
 
     def info(self, format: str, **fields: Any) -> None:
         if self._allows():
@@ -56,6 +61,8 @@ class ConnectionLog:
         return False
 
     def _report(self) -> None:
+        if not self._left_out:
+            return  # reported already, by hush
         log.warn(
             "{count} lines about connections left out: more than {limit} a second",
             count=self._left_out,
