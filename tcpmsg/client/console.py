@@ -49,7 +49,11 @@ class ChannelClosed(Exception):
 
 
 class ServerGone(Exception):
-    """The connection to the server was lost without a quit."""
+    """The connection to the server was lost without a quit; ``why``, if the server said."""
+
+    def __init__(self, why: str = "") -> None:
+        super().__init__(why)
+        self.why = why
 
 
 class CannotConnect(Exception):
@@ -152,7 +156,8 @@ class Console:
 
     def connection_lost(self, reason: Failure) -> None:
         if not self._quitting:
-            self._interrupt(ServerGone())
+            said = reason.value.message if isinstance(reason.value, ServerError) else ""
+            self._interrupt(ServerGone(said))
 
     def on_message_waiting(self, event: dict[str, Any]) -> None:
         self.screen.show(f"You have {plural(event['unread'], 'new message')}.", notice=True)
@@ -196,8 +201,13 @@ class Console:
                 await self._quit()
         except CannotConnect:
             return 1
-        except (ServerGone, ConnectionClosed):
-            self.screen.show("Lost the connection to the server.")
+        except (ServerGone, ConnectionClosed) as error:
+            why = getattr(error, "why", "")
+            self.screen.show(
+                f"Lost the connection to the server: {why}."
+                if why
+                else ("Lost the connection to the server.")
+            )
             return 1
         return 0
 

@@ -34,7 +34,7 @@ class Listener(Protocol):
         """An event the server pushed (``said``, ``joined``, ``message_waiting``...)."""
 
     def connection_lost(self, reason: Failure) -> None:
-        """The connection is gone, asked for or not."""
+        """The connection is gone, asked for or not; a ``ServerError`` if the server said why."""
 
 
 class ClientProtocol(LineReceiver, Keepalive):
@@ -58,6 +58,9 @@ class ClientProtocol(LineReceiver, Keepalive):
         self._last_id = 0
         self._pending: dict[int, Deferred[dict[str, Any]]] = {}
         self._lost: Failure | None = None
+        # The last line, if it was an error answering no request: what a closing server
+        # says why (no hello in time, a flood), or a line it could not read.
+        self._parting: ServerError | None = None
 
     def connectionMade(self) -> None:
         self.keep_alive(self._clock.seconds())
@@ -92,6 +95,7 @@ class ClientProtocol(LineReceiver, Keepalive):
             return
         if not isinstance(message, dict):
             return
+        self._parting = None
         if "event" in message:
             if message["event"] == "ping":
                 self.transport.write(_PING)
@@ -99,8 +103,10 @@ class ClientProtocol(LineReceiver, Keepalive):
                 self.listener.event_received(message)
             return
         if "error" in message and "id" not in message:
-            # The server could not read a request (a line too long): fail what waits.
-            self.abandon_requests(ServerError(message["error"], message.get("message", "")))
+            # The server could not read a request (a line too long), or is closing: fail
+            # what waits, and keep it, to say why if the connection ends next.
+            self._parting = ServerError(message["error"], message.get("message", ""))
+            self.abandon_requests(self._parting)
             return
         answer = self._pending.pop(message.get("id"), None)
         if answer is None:
@@ -121,4 +127,4 @@ class ClientProtocol(LineReceiver, Keepalive):
             self._checks.stop()
         self._lost = reason
         self.abandon_requests(reason)
-        self.listener.connection_lost(reason)
+        self.listener.connection_lost(reason if self._parting is None else Failure(self._parting))
