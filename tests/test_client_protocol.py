@@ -102,7 +102,9 @@ def test_an_error_without_an_id_fails_what_waits():
 
 def test_a_close_the_server_gives_a_reason_for_reaches_the_listener_with_it():
     protocol, _, listener = connected()
-    protocol.dataReceived(b'{"error":"handshake_timeout","message":"no hello in 30 s"}\n')
+    protocol.dataReceived(
+        b'{"error":"handshake_timeout","message":"no hello in 30 s","closing":true}\n'
+    )
     protocol.connectionLost(Failure(ConnectionLost()))
     [lost] = listener.lost
     assert (lost.value.code, lost.value.message) == ("handshake_timeout", "no hello in 30 s")
@@ -111,9 +113,16 @@ def test_a_close_the_server_gives_a_reason_for_reaches_the_listener_with_it():
     later.addErrback(lambda _: None)
 
 
-def test_an_error_followed_by_other_lines_is_no_reason_for_a_later_close():
+def test_an_error_that_does_not_close_is_no_reason_for_a_later_close():
     protocol, _, listener = connected()
     protocol.dataReceived(b'{"error":"line_too_long","message":"too long"}\n')
+    protocol.connectionLost(Failure(ConnectionLost()))
+    assert listener.lost[0].check(ConnectionLost)
+
+
+def test_a_closing_error_followed_by_other_lines_is_no_reason_for_a_later_close():
+    protocol, _, listener = connected()
+    protocol.dataReceived(b'{"error":"rate_limited","message":"flood","closing":true}\n')
     protocol.dataReceived(b'{"event":"joined","channel":"c","user":{"id":1,"name":"A"}}\n')
     protocol.connectionLost(Failure(ConnectionLost()))
     assert listener.lost[0].check(ConnectionLost)

@@ -59,9 +59,10 @@ def test_a_client_that_keeps_sending_overlong_lines_is_closed(connect, limits):
     for _ in range(limits.oversized_lines - 1):
         [error] = jose.feed(too_long)
         assert error["error"] == "line_too_long"
+        assert "closing" not in error
         assert not jose.closed
     [error] = jose.feed(too_long)
-    assert error["error"] == "line_too_long"
+    assert (error["error"], error["closing"]) == ("line_too_long", True)
     assert jose.closed
 
 
@@ -138,7 +139,11 @@ def test_a_connection_that_never_says_hello_is_closed_after_the_deadline(connect
     assert silent.feed(b'{"op":"ping"}\n') == [{"reply": "ping"}]
     clock.advance(1)
     [error] = silent.lines()
-    assert error["error"] == "handshake_timeout"
+    assert error == {
+        "error": "handshake_timeout",
+        "message": "no hello within 30 s",
+        "closing": True,
+    }
     assert silent.closed
 
 

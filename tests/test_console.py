@@ -449,7 +449,9 @@ def test_the_server_going_away_is_said_and_the_status_is_1(session):
 
 
 def test_the_server_saying_why_it_closes_is_shown(session):
-    session.server.send({"error": "rate_limited", "message": "20 requests over the rate limit"})
+    session.server.send(
+        {"error": "rate_limited", "message": "20 requests over the rate limit", "closing": True}
+    )
     session.server.protocol.connectionLost(Failure(ConnectionLost()))
     assert session.screen.take()[-1] == (
         "Lost the connection to the server: 20 requests over the rate limit."

@@ -58,8 +58,8 @@ class ClientProtocol(LineReceiver, Keepalive):
         self._last_id = 0
         self._pending: dict[int, Deferred[dict[str, Any]]] = {}
         self._lost: Failure | None = None
-        # The last line, if it was an error answering no request: what a closing server
-        # says why (no hello in time, a flood), or a line it could not read.
+        # The last line, if it was the server saying why it closes the connection
+        # (no hello in time, a flood): the reason to give when it is gone.
         self._parting: ServerError | None = None
 
     def connectionMade(self) -> None:
@@ -104,9 +104,11 @@ class ClientProtocol(LineReceiver, Keepalive):
             return
         if "error" in message and "id" not in message:
             # The server could not read a request (a line too long), or is closing: fail
-            # what waits, and keep it, to say why if the connection ends next.
-            self._parting = ServerError(message["error"], message.get("message", ""))
-            self.abandon_requests(self._parting)
+            # what waits; a closing line is kept, to say why when the connection ends.
+            error = ServerError(message["error"], message.get("message", ""))
+            if message.get("closing") is True:
+                self._parting = error
+            self.abandon_requests(error)
             return
         answer = self._pending.pop(message.get("id"), None)
         if answer is None:

@@ -114,8 +114,8 @@ class ClientConnection(LineReceiver, Keepalive):
         """Whether the handshake is done: before, its deadline stands; after, the keepalive."""
         raise NotImplementedError
 
-    def refusal(self, error: TcpmsgError) -> bytes:
-        """The line that tells the client why (a close, an overlong line)."""
+    def refusal(self, error: TcpmsgError, closing: bool = False) -> bytes:
+        """The line that tells the client why (an overlong line), or why it is closed."""
         raise NotImplementedError
 
     def shutdown_line(self, message: str) -> bytes:
@@ -215,7 +215,7 @@ class ClientConnection(LineReceiver, Keepalive):
             self.outbox.forget()
             self.transport.abortConnection()
         else:
-            self._say_goodbye(self.refusal(error))
+            self._say_goodbye(self.refusal(error, closing=True))
 
     def when_lost(self) -> Deferred[None]:
         """Fires when the connection is gone (made only when asked: most never are)."""

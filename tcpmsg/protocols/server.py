@@ -94,7 +94,9 @@ class ServerProtocol(ClientConnection):
     def greeted(self) -> bool:
         return self.user is not None
 
-    def refusal(self, error: TcpmsgError) -> bytes:
+    def refusal(self, error: TcpmsgError, closing: bool = False) -> bytes:
+        if closing:
+            return wire.encode_error(error.code, error.message, closing=True)
         return wire.encode_error(error.code, error.message)
 
     def shutdown_line(self, message: str) -> bytes:
