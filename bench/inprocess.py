@@ -58,6 +58,8 @@ class InlineWriter:
 
     def drain(self) -> None:
         store = self.store
+        if store._db is None:
+            store._db = store._connect()  # the writer's, which the reactor would open
         while store._queue:
             batch, store._queue = store._queue, []
             try:

@@ -20,7 +20,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.protocols.basic import LineReceiver
 
 BIN = Path(sys.executable).parent
-_LISTENING = re.compile(r"ServerFactory (?:\(TLS\) )?starting on (\d+)")
+LISTENING = re.compile(r"ServerFactory (?:\(TLS\) )?starting on (\d+)")
 # A guard so that a broken server fails a test instead of hanging it; nothing waits it out.
 PATIENCE = 20.0
 
@@ -52,7 +52,7 @@ class ServerProcess:
     def _read(self) -> None:
         for line in self.process.stdout:
             self.lines.append(line)
-            found = _LISTENING.search(line)
+            found = LISTENING.search(line)
             if found:
                 self.ports.append(int(found.group(1)))
                 if len(self.ports) == self._expected:

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import select
 import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from itertools import count
 
 import pytest_twisted
 from twisted.internet.defer import Deferred, DeferredList
 
-from tests.realserver import LineClient, ServerProcess, connect_client, running_server
+from tests.realserver import (
+    LISTENING,
+    BIN,
+    PATIENCE,
+    LineClient,
+    ServerProcess,
+    connect_client,
+    running_server,
+)
 
 DB = ("--db", "data.db")
 # The crash test sends at full speed: the flood limit is raised for it, not removed.
@@ -120,3 +131,33 @@ async def test_every_acknowledged_message_survives_sigkill_exactly_once(tmp_path
     missing = set(acknowledged) - set(kept)
     assert not missing, f"{len(missing)} acknowledged messages were lost"
     assert len(acknowledged) >= rounds * kill_after
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_daemon_keeps_what_it_acknowledges(tmp_path):
+    # twistd opens the store, then forks into the background: the daemon must write
+    # with a connection of its own (SQLite's locks do not follow one across a fork).
+    pidfile, logfile = tmp_path / "twistd.pid", tmp_path / "twistd.log"
+    argv = [str(BIN / "twistd"), f"--pidfile={pidfile}", f"--logfile={logfile}", "tcpmsg"]
+    started = subprocess.run(
+        [*argv, "--port", "tcp:0:interface=127.0.0.1", *DB], cwd=tmp_path, timeout=PATIENCE
+    )
+    # The launcher returns once the daemon has started, listening and logged as such.
+    assert started.returncode == 0
+    daemon = int(pidfile.read_text())
+    exited = os.pidfd_open(daemon)
+    try:
+        [port] = map(int, LISTENING.findall(logfile.read_text()))
+        nina = await signed_in(port, "Nina")
+        await nina.request("register", password="Nina-secret")
+        await nina.request("send", to="Nina", text="kept by a daemon")
+        await nina.request("quit")
+    finally:
+        os.kill(daemon, signal.SIGTERM)
+        assert select.select([exited], [], [], PATIENCE)[0], "the daemon did not stop"
+        os.close(exited)
+    with running_server(tmp_path, *DB) as server:
+        nina = await signed_in(server.port, "Nina", "Nina-secret")
+        inbox = await nina.request("inbox")
+        assert [m["text"] for m in inbox["messages"]] == ["kept by a daemon"]
+    assert "Traceback" not in logfile.read_text()
