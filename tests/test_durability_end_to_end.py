@@ -13,8 +13,8 @@ import pytest_twisted
 from twisted.internet.defer import Deferred, DeferredList
 
 from tests.realserver import (
-    LISTENING,
     BIN,
+    LISTENING,
     PATIENCE,
     LineClient,
     ServerProcess,
