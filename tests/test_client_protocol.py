@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -113,17 +114,18 @@ def test_a_close_the_server_gives_a_reason_for_reaches_the_listener_with_it():
     later.addErrback(lambda _: None)
 
 
-def test_an_error_that_does_not_close_is_no_reason_for_a_later_close():
+@pytest.mark.parametrize(
+    "heard",
+    [
+        b'{"error":"line_too_long","message":"too long"}\n',  # answered and read on from
+        b'{"error":"rate_limited","message":"flood","closing":true}\n'
+        b'{"event":"joined","channel":"c","user":{"id":1,"name":"A"}}\n',  # not the last
+    ],
+    ids=["an error that does not close", "a closing error, then more"],
+)
+def test_only_a_closing_error_heard_last_is_the_reason_for_a_close(heard):
     protocol, _, listener = connected()
-    protocol.dataReceived(b'{"error":"line_too_long","message":"too long"}\n')
-    protocol.connectionLost(Failure(ConnectionLost()))
-    assert listener.lost[0].check(ConnectionLost)
-
-
-def test_a_closing_error_followed_by_other_lines_is_no_reason_for_a_later_close():
-    protocol, _, listener = connected()
-    protocol.dataReceived(b'{"error":"rate_limited","message":"flood","closing":true}\n')
-    protocol.dataReceived(b'{"event":"joined","channel":"c","user":{"id":1,"name":"A"}}\n')
+    protocol.dataReceived(heard)
     protocol.connectionLost(Failure(ConnectionLost()))
     assert listener.lost[0].check(ConnectionLost)
 
