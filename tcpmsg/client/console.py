@@ -202,12 +202,8 @@ class Console:
         except CannotConnect:
             return 1
         except (ServerGone, ConnectionClosed) as error:
-            why = getattr(error, "why", "")
-            self.screen.show(
-                f"Lost the connection to the server: {why}."
-                if why
-                else ("Lost the connection to the server.")
-            )
+            why, lost = getattr(error, "why", ""), "Lost the connection to the server"
+            self.screen.show(f"{lost}: {why}." if why else f"{lost}.")
             return 1
         return 0
 
