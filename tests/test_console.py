@@ -518,6 +518,15 @@ def wrong_password() -> Session:
     return session
 
 
+def test_ctrl_c_before_signing_in_disconnects_at_once():
+    session = wrong_password()
+    session.type("right")  # a hello the login throttle may hold back for seconds
+    session.console.interrupt()
+    assert session.server.transport.disconnecting
+    assert session.screen.take()[-1] == "Disconnected from server."
+    assert session.done.result == 0
+
+
 def test_a_wrong_password_asks_for_the_password_again():
     session = wrong_password()
     session.type("right")

@@ -312,8 +312,13 @@ class Console:
 
     async def _quit(self) -> None:
         self._quitting = True
-        with suppress(ConnectionClosed):
-            await self.client.request("quit")
+        if self.client_id is None:
+            # Not signed in: nothing to say goodbye to, and a quit would wait behind a
+            # hello the login throttle holds back.
+            self.client.transport.loseConnection()
+        else:
+            with suppress(ConnectionClosed):
+                await self.client.request("quit")
         self.screen.show("Disconnected from server.")
 
     # The menu's options, one method each, named after the operation
