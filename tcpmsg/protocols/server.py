@@ -94,6 +94,13 @@ class ServerProtocol(ClientConnection):
     def greeted(self) -> bool:
         return self.user is not None
 
+    def check_silence(self, now: float) -> None:
+        if self._greeting:
+            # The server holds this hello (the login throttle's wait, the password's
+            # check): the client has done its part, so its deadline waits too.
+            return
+        super().check_silence(now)
+
     def refusal(self, error: TcpmsgError, closing: bool = False) -> bytes:
         if closing:
             return wire.encode_error(error.code, error.message, closing=True)
@@ -260,7 +267,8 @@ class ServerProtocol(ClientConnection):
             raise UnsupportedVersion(f"this server speaks version {wire.PROTOCOL_VERSION}")
         name, password = request.string("name"), request.optional_string("password")
         keys = (name.casefold(), "address " + self._address)
-        delay = self.factory.login_throttle.delay(keys, self._now())
+        # Only a password is a guess: a hello without one is not held back.
+        delay = 0.0 if password is None else self.factory.login_throttle.delay(keys, self._now())
         if not delay:
             # Most names are nobody's account: welcomed at once, with no coroutine.
             user = self.factory.hub.connect_guest(name, self)
@@ -302,6 +310,9 @@ class ServerProtocol(ClientConnection):
         finally:
             # Greeting until welcomed or refused: a second hello meanwhile is refused.
             self._greeting = False
+            if self.user is None:
+                # Refused after the server held it: the deadline counts afresh from here.
+                self.heard(self._now())
 
     def _welcome(self, user: User, unread: int) -> dict[str, Any]:
         self.user = user
