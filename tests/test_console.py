@@ -336,7 +336,7 @@ def test_an_unregistered_owner_who_leaves_is_told_the_channel_closed(session):
     session.screen.take()
     session.type("bye")
     session.server.answer(channel="23456")
-    assert session.screen.take() == ["You left, so channel 23456 is closed.", *MENU_LINES]
+    assert session.screen.take() == ["You left channel 23456, so it is closed.", *MENU_LINES]
 
 
 def test_a_registered_owner_may_leave_a_channel_open_with_bye():
@@ -346,7 +346,7 @@ def test_a_registered_owner_may_leave_a_channel_open_with_bye():
     assert "Type 'bye' to leave it open: it is kept until you close it." in session.screen.take()
     session.type("bye")
     assert session.server.answer(channel="23456") == {"op": "leave", "id": 3, "channel": "23456"}
-    assert session.screen.take() == MENU_LINES  # nothing closed
+    assert session.screen.take() == ["You left channel 23456; it stays open.", *MENU_LINES]
 
 
 def test_an_owner_back_in_a_kept_channel_may_close_it_with_exit():

@@ -427,8 +427,10 @@ class Console:
                 op = leaving.get(line.strip())
                 if op is not None:
                     left = await self._call(op, channel=channel)
-                    if left is not None and op == "leave" and owner and not self.registered:
-                        self.screen.show(f"You left, so channel {channel} is closed.", notice=True)
+                    if left is not None and op == "leave" and owner:
+                        # Whether an owner's channel outlives the owner's leaving is worth saying.
+                        after = "; it stays open" if self.registered else ", so it is closed"
+                        self.screen.show(f"You left channel {channel}{after}.", notice=True)
                     return
                 if line.strip():
                     await self._call("say", channel=channel, text=line)
