@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import os
+import pty
+import select
+import termios
+
 import pytest
 from twisted.python.usage import UsageError
 
-from tcpmsg.client.main import Options
+from tcpmsg.client.main import Options, keystroke_mode
 
 
 def parse(*argv: str) -> Options:
@@ -29,3 +34,20 @@ def test_nothing_given_means_everything_is_asked():
 def test_a_port_outside_1_to_65535_is_refused_and_told_what_a_port_is(port):
     with pytest.raises(UsageError, match="a port is a number from 1 to 65535"):
         parse("--port", port)
+
+
+def test_leaving_keystroke_mode_restores_the_terminal_and_drops_unread_keys():
+    keyboard, terminal = pty.openpty()
+    try:
+        before = termios.tcgetattr(terminal)
+        with keystroke_mode(terminal):
+            assert not termios.tcgetattr(terminal)[3] & termios.ECHO
+            os.write(keyboard, b"secret-1\n")  # typed as the client ends, never read
+            assert select.select([terminal], [], [], 5)[0]  # the terminal has it
+        assert termios.tcgetattr(terminal) == before
+        os.set_blocking(terminal, False)
+        with pytest.raises(BlockingIOError):
+            os.read(terminal, 100)  # nothing left for the shell to read
+    finally:
+        os.close(keyboard)
+        os.close(terminal)

@@ -80,7 +80,9 @@ def keystroke_mode(fd: int) -> Iterator[None]:
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSANOW, saved)
+        # TCSAFLUSH: keys typed but not read (a password half typed when the server
+        # went away) are dropped, not left for the shell to echo and run.
+        termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
 
 
 async def main(reactor: Any, options: Options, on_terminal: bool) -> None:
