@@ -129,6 +129,13 @@ class Options(usage.Options):
         if not self["ports"]:
             self["ports"] = [DEFAULT_PORT]
         self["limits"] = Limits(**{field: self[option] for option, field, _, _ in _LIMIT_OPTIONS})
+        if self["login-delay-cap"] >= self["handshake-timeout"]:
+            # A right password held that long would meet the deadline: its owner locked out.
+            raise usage.UsageError(
+                f"--login-delay-cap ({self['login-delay-cap']:g}) must be under "
+                f"--handshake-timeout ({self['handshake-timeout']:g}), or a right password "
+                "held that long would miss the deadline"
+            )
 
 
 class ServerService(MultiService):

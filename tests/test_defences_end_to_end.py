@@ -50,7 +50,8 @@ async def test_a_client_that_never_reads_is_dropped_and_others_keep_hearing(tmp_
 
 @pytest_twisted.ensureDeferred
 async def test_a_connection_that_says_nothing_is_closed(tmp_path):
-    with running_server(tmp_path, "--handshake-timeout", "0.5") as server:
+    quick = ("--handshake-timeout", "0.5", "--login-delay-cap", "0.25")
+    with running_server(tmp_path, *quick) as server:
         silent = await connect_client(server.port)
         await silent.closed
     assert "no hello within 0.5 s" in server.output

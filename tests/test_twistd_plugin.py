@@ -57,6 +57,14 @@ def test_a_port_that_cannot_be_parsed_is_a_usage_error_naming_it(port, why):
         parse("--port", port)
 
 
+def test_the_login_delay_cap_must_be_under_the_handshake_deadline():
+    assert parse("--login-delay-cap", "25")["limits"].login_delay_cap == 25
+    with pytest.raises(UsageError, match=r"cap \(30\) must be under --handshake-timeout \(30\)"):
+        parse("--login-delay-cap", "30")
+    with pytest.raises(UsageError, match=r"cap \(20\) must be under --handshake-timeout \(10\)"):
+        parse("--handshake-timeout", "10")
+
+
 def test_version_names_tcpmsg_and_the_twisted_it_runs_on(capsys):
     with pytest.raises(SystemExit) as exited:
         parse("--version")

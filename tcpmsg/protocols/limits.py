@@ -27,7 +27,9 @@ class Limits:
     ping_timeout: float = 60.0  # and then waits this long for any line
     max_connections: int = 10_000
     max_per_address: int = 16
-    login_delay_cap: float = 30.0  # the most a wrong password makes the next try wait
+    # The most a wrong password makes the next try wait: under the handshake's deadline,
+    # so that the owner's right password, held this long, is still answered in time.
+    login_delay_cap: float = 20.0
     login_memory: float = 900.0  # seconds after which wrong passwords are forgotten
     log_lines: int = 20  # lines a second about single connections; the rest are counted
 

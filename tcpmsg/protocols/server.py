@@ -94,13 +94,6 @@ class ServerProtocol(ClientConnection):
     def greeted(self) -> bool:
         return self.user is not None
 
-    def check_silence(self, now: float) -> None:
-        if self._greeting:
-            # The server holds this hello (the login throttle's wait, the password's
-            # check): the client has done its part, so its deadline waits too.
-            return
-        super().check_silence(now)
-
     def refusal(self, error: TcpmsgError, closing: bool = False) -> bytes:
         if closing:
             return wire.encode_error(error.code, error.message, closing=True)
@@ -310,9 +303,6 @@ class ServerProtocol(ClientConnection):
         finally:
             # Greeting until welcomed or refused: a second hello meanwhile is refused.
             self._greeting = False
-            if self.user is None:
-                # Refused after the server held it: the deadline counts afresh from here.
-                self.heard(self._now())
 
     def _welcome(self, user: User, unread: int) -> dict[str, Any]:
         self.user = user
