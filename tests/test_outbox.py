@@ -6,6 +6,9 @@ tests here fail, and the server falls back to plain writes elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest_twisted
 from twisted.internet import protocol, reactor
 from twisted.internet.defer import Deferred
@@ -140,7 +143,9 @@ class ClientEnding(Ending, Collect):
         Collect.__init__(self)
 
 
-async def tcp_pair():
+@asynccontextmanager
+async def tcp_pair() -> AsyncIterator[tuple[Ending, ClientEnding]]:
+    """Both ends of a real loopback connection; closed, and the port too, after the block."""
     accepted: Deferred[Ending] = Deferred()
 
     class Factory(protocol.Factory):
@@ -150,46 +155,43 @@ async def tcp_pair():
             return server
 
     port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Factory())
-    client = await connectProtocol(
-        TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), ClientEnding()
-    )
-    server = await accepted
-    return port, server, client
+    try:
+        client = await connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), ClientEnding()
+        )
+        server = await accepted
+        try:
+            yield server, client
+        finally:
+            server.transport.loseConnection()  # nothing, if the test closed it already
+    finally:
+        await port.stopListening()
 
 
 @pytest_twisted.ensureDeferred
 async def test_with_nothing_queued_the_bytes_go_straight_to_the_socket():
-    port, server, client = await tcp_pair()
-    try:
+    async with tcp_pair() as (server, client):
         assert queued_bytes(server.transport) == 0
         client.expected = 6
         send_now(server.transport, b"hello\n", queued_bytes(server.transport))
         # Nothing was left for Twisted to send on a later turn.
         assert queued_bytes(server.transport) == 0
         assert await client.enough == b"hello\n"
-    finally:
-        server.transport.loseConnection()
-        await port.stopListening()
 
 
 @pytest_twisted.ensureDeferred
 async def test_with_bytes_queued_new_bytes_wait_behind_them_in_order():
-    port, server, client = await tcp_pair()
-    try:
+    async with tcp_pair() as (server, client):
         server.transport.write(b"first ")
         assert queued_bytes(server.transport) == len(b"first ")
         client.expected = len(b"first second\n")
         send_now(server.transport, b"second\n", queued_bytes(server.transport))
         assert await client.enough == b"first second\n"
-    finally:
-        server.transport.loseConnection()
-        await port.stopListening()
 
 
 @pytest_twisted.ensureDeferred
 async def test_with_nothing_queued_a_connection_is_closed_before_lose_connection_returns():
-    port, server, client = await tcp_pair()
-    try:
+    async with tcp_pair() as (server, client):
         send_now(server.transport, b"bye\n", queued_bytes(server.transport))
         lose_connection(server.transport)
         assert server.ended.called
@@ -197,14 +199,11 @@ async def test_with_nothing_queued_a_connection_is_closed_before_lose_connection
         assert type(await server.ended) is ConnectionDone
         assert type(await client.ended) is ConnectionDone
         assert client.received == b"bye\n"
-    finally:
-        await port.stopListening()
 
 
 @pytest_twisted.ensureDeferred
 async def test_with_bytes_queued_a_connection_closes_once_they_are_sent():
-    port, server, client = await tcp_pair()
-    try:
+    async with tcp_pair() as (server, client):
         server.transport.write(b"queued\n")
         lose_connection(server.transport)
         assert not server.ended.called
@@ -212,20 +211,15 @@ async def test_with_bytes_queued_a_connection_closes_once_they_are_sent():
         assert type(await client.ended) is ConnectionDone
         assert client.received == b"queued\n"
         assert type(await server.ended) is ConnectionDone
-    finally:
-        await port.stopListening()
 
 
 @pytest_twisted.ensureDeferred
 async def test_with_a_producer_registered_a_connection_closes_as_twisted_closes_it():
-    port, server, _ = await tcp_pair()
-    try:
+    async with tcp_pair() as (server, _):
         server.transport.registerProducer(server, True)
         lose_connection(server.transport)
         assert not server.ended.called
         assert type(await server.ended) is ConnectionDone
-    finally:
-        await port.stopListening()
 
 
 def test_send_goes_at_once_when_nothing_waits_and_after_what_waits_otherwise():
