@@ -133,11 +133,9 @@ class SqliteStore:
         try:
             reader = self._connect()
             try:
-                self._db = reader
-                self._upgrade()
-                snapshot = self._read_snapshot()
+                self._upgrade(reader)
+                snapshot = self._read_snapshot(reader)
             finally:
-                self._db = None
                 reader.close()
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: {error}") from None
@@ -171,8 +169,8 @@ class SqliteStore:
         except OSError as error:
             raise StoreError(f"cannot open {lock_path}: {error.strerror}") from None
 
-    def _upgrade(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+    def _upgrade(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path} has schema version {version}, newer than this tcpmsg "
@@ -181,16 +179,15 @@ class SqliteStore:
         if version == 0:
             log.info("{path}: a new store", path=self.path)
         for target in range(version + 1, SCHEMA_VERSION + 1):
-            self._db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             for statement in MIGRATIONS[target - 1].split(";"):
                 if statement.strip():
-                    self._db.execute(statement)
-            self._db.execute(f"PRAGMA user_version = {target}")
-            self._db.execute("COMMIT")
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {target}")
+            db.execute("COMMIT")
             log.info("{path}: schema upgraded to version {version}", path=self.path, version=target)
 
-    def _read_snapshot(self) -> Snapshot:
-        db = self._db
+    def _read_snapshot(self, db: sqlite3.Connection) -> Snapshot:
         # Unregistered inboxes live only as long as their connection; one left by a crash is stale.
         db.execute(
             "DELETE FROM messages WHERE recipient_id NOT IN (SELECT client_id FROM accounts)"

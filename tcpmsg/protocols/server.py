@@ -8,7 +8,7 @@ where errors become error lines.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Collection, Coroutine
 from itertools import islice
 from typing import Any
 
@@ -330,7 +330,7 @@ class ServerProtocol(ClientConnection):
 
     def op_users(self, request: wire.Request) -> dict[str, Any]:
         users = self.factory.hub.users()
-        return self._listed("users", users, len(users), wire.user, USER_BYTES, _next(request))
+        return self._listed("users", users, wire.user, USER_BYTES, _next(request))
 
     def op_send(self, request: wire.Request) -> Batched:
         # A busy sender pipelines: the sends of one read go to the store together
@@ -354,8 +354,7 @@ class ServerProtocol(ClientConnection):
     def _listed(
         self,
         field: str,
-        entries: Iterable[Any],
-        count: int,
+        entries: Collection[Any],
         encode: Callable[[Any], dict[str, Any]],
         worst: int,
         start: int,
@@ -364,6 +363,7 @@ class ServerProtocol(ClientConnection):
         """A long list, a page at a time: from ``start``, as many entries of at most
         ``worst`` bytes as fit half the room the rest of the reply (``spent`` bytes
         at most) leaves, and where the next page starts if the list goes on."""
+        count = len(entries)
         start = min(start, count)
         room = self.room() - spent - REPLY_BYTES
         fits = max(0, room // 2 // worst)
@@ -412,7 +412,7 @@ class ServerProtocol(ClientConnection):
 
     def _members(self, channel: Channel, start: int, spent: int = 0) -> dict[str, Any]:
         members = channel.members.values()
-        page = self._listed("members", members, len(members), _user_of, USER_BYTES, start, spent)
+        page = self._listed("members", members, _user_of, USER_BYTES, start, spent)
         return {"channel": channel.name, "owner": wire.user(channel.owner), **page}
 
     def op_leave(self, request: wire.Request) -> dict[str, Any]:
@@ -430,9 +430,7 @@ class ServerProtocol(ClientConnection):
     def op_channels(self, request: wire.Request) -> dict[str, Any]:
         channels = self.factory.hub.channels()
         start = _next(request)
-        return self._listed(
-            "channels", channels, len(channels), _channel_entry, CHANNEL_BYTES, start
-        )
+        return self._listed("channels", channels, _channel_entry, CHANNEL_BYTES, start)
 
 
 def _next(request: wire.Request) -> int:
