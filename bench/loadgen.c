@@ -37,6 +37,7 @@ typedef struct {
     int sender;       /* index of the sender this connection is, or -1 */
     int observer;     /* the member whose receipts release the senders' window */
     int state;
+    long long arrived; /* latency: when the last read's newest bytes reached the socket */
     char buf[BUF];
 } conn_t;
 
@@ -51,9 +52,10 @@ static double mono(void) {
     return t.tv_sec + t.tv_nsec / 1e9;
 }
 
-static long long mono_ns(void) {
+/* The clock the kernel stamps received segments with (SO_TIMESTAMPNS). */
+static long long real_ns(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_REALTIME, &t);
     return t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
@@ -183,8 +185,26 @@ static int epoll_all(conn_t *all, int n) {
 
 /* Read what is there and hand each complete line to `line`; return lines seen. */
 typedef void (*on_line)(conn_t *, const char *, size_t, void *);
+static int socket_stamps; /* latency: read with the kernel's receive time of the bytes */
+
+static ssize_t read_stamped(conn_t *c) {
+    struct iovec iov = {c->buf + c->len, BUF - c->len};
+    char control[CMSG_SPACE(sizeof(struct timespec))];
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                       .msg_controllen = sizeof control};
+    ssize_t r = recvmsg(c->fd, &m, 0);
+    c->arrived = 0;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
+        if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec t;
+            memcpy(&t, CMSG_DATA(h), sizeof t);
+            c->arrived = t.tv_sec * 1000000000LL + t.tv_nsec;
+        }
+    return r;
+}
+
 static void drain(conn_t *c, on_line line, void *ctx) {
-    ssize_t r = read(c->fd, c->buf + c->len, BUF - c->len);
+    ssize_t r = socket_stamps ? read_stamped(c) : read(c->fd, c->buf + c->len, BUF - c->len);
     if (r <= 0) {
         if (r < 0 && errno == EAGAIN) return;
         fprintf(stderr, "a connection closed during the run\n");
@@ -252,15 +272,20 @@ static void fanout(int n, int senders, int window, double seconds) {
            "\"loadgen_cpu\":%.3f}\n", f.deliveries / elapsed, elapsed, cpu / elapsed);
 }
 
-/* Scenario 2: latency at a paced rate. */
-typedef struct { long long *samples; long count, capacity; } latency_t;
+/* Scenario 2: latency at a paced rate. Each copy is timed twice from the stamp in its
+ * text (CLOCK_REALTIME): when it reached the receiver's socket (the kernel's receive
+ * stamp, SO_TIMESTAMPNS), the server's latency; and when this program read it, which
+ * adds this program's own delay in reading 99 sockets in turn. */
+typedef struct { long long *arrived, *read; long count, capacity; } latency_t;
 
 static void latency_line(conn_t *c, const char *l, size_t n, void *ctx) {
     latency_t *t = ctx;
     const char *text = said_text(l, n);
-    if (!text || c->sender == 0) return;
-    const char *stamp = strchr(strchr(text, ':') + 1, ':') + 1;
-    if (t->count < t->capacity) t->samples[t->count++] = mono_ns() - atoll(stamp);
+    if (!text || c->sender == 0 || t->count >= t->capacity) return;
+    long long stamp = atoll(strchr(strchr(text, ':') + 1, ':') + 1);
+    /* A read of several lines carries its newest segment's stamp: never early. */
+    t->arrived[t->count] = (c->arrived ? c->arrived : real_ns()) - stamp;
+    t->read[t->count++] = real_ns() - stamp;
 }
 
 static int by_value(const void *a, const void *b) {
@@ -271,9 +296,15 @@ static int by_value(const void *a, const void *b) {
 static void latency(int n, int rate, double seconds) {
     conn_t *all = members(n);
     all[0].sender = 0;
+    int one = 1;
+    for (int i = 1; i < n; i++)
+        if (setsockopt(all[i].fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one) < 0)
+            die("SO_TIMESTAMPNS");
+    socket_stamps = 1;
     latency_t t = {0};
     t.capacity = (long)(rate * seconds + 10) * (n - 1);
-    t.samples = malloc(t.capacity * sizeof(long long));
+    t.arrived = malloc(t.capacity * sizeof(long long));
+    t.read = malloc(t.capacity * sizeof(long long));
     int ep = epoll_all(all, n);
     struct epoll_event ev[256];
     char out[512];
@@ -282,7 +313,7 @@ static void latency(int n, int rate, double seconds) {
     for (;;) {
         double now = mono();
         while (now < stop && sent < (long)((now - t0) * rate) + 1) {
-            int len = say(out, 0, sent++, mono_ns(), "latency");
+            int len = say(out, 0, sent++, real_ns(), "latency");
             send_all(all[0].fd, out, len);
         }
         if (now >= stop && (t.count >= sent * (n - 1) || now > stop + 2)) break;
@@ -294,14 +325,17 @@ static void latency(int n, int rate, double seconds) {
         for (int i = 0; i < k; i++) drain(ev[i].data.ptr, latency_line, &t);
     }
     double elapsed = mono() - t0, cpu = cpu_seconds() - cpu0;
-    qsort(t.samples, t.count, sizeof(long long), by_value);
+    qsort(t.arrived, t.count, sizeof(long long), by_value);
+    qsort(t.read, t.count, sizeof(long long), by_value);
     double ms = 1e6;
-#define AT(q) (t.count ? t.samples[(long)((t.count - 1) * (q))] / ms : 0)
+#define AT(a, q) (t.count ? a[(long)((t.count - 1) * (q))] / ms : 0)
     printf("{\"scenario\":\"latency\",\"value\":%.3f,\"unit\":\"ms p99\",\"p50\":%.3f,\"p99\":%.3f,"
-           "\"p999\":%.3f,\"max\":%.3f,\"copies\":%ld,\"lost\":%ld,\"seconds\":%.3f,"
+           "\"p999\":%.3f,\"max\":%.3f,\"read_p50\":%.3f,\"read_p99\":%.3f,\"read_p999\":%.3f,"
+           "\"read_max\":%.3f,\"copies\":%ld,\"lost\":%ld,\"seconds\":%.3f,"
            "\"loadgen_cpu\":%.3f}\n",
-           AT(0.99), AT(0.5), AT(0.99), AT(0.999), AT(1.0), t.count, sent * (n - 1) - t.count,
-           elapsed, cpu / elapsed);
+           AT(t.arrived, 0.99), AT(t.arrived, 0.5), AT(t.arrived, 0.99), AT(t.arrived, 0.999),
+           AT(t.arrived, 1.0), AT(t.read, 0.5), AT(t.read, 0.99), AT(t.read, 0.999),
+           AT(t.read, 1.0), t.count, sent * (n - 1) - t.count, elapsed, cpu / elapsed);
 }
 
 /* Scenario 4: connect, handshake, quit, close; CONCURRENCY at a time. */

@@ -261,7 +261,7 @@ def summarize(results: list[dict]) -> dict:
         "runs": results,
     }
     if results[0]["scenario"] == "latency":
-        for key in ("p50", "p99", "p999", "max", "lost"):
+        for key in ("p50", "p99", "p999", "max", "read_p99", "lost"):
             summary[key] = statistics.median(r[key] for r in results)
     return summary
 
@@ -280,7 +280,8 @@ def cell(summary: dict | str) -> str:
     if "p50" in summary:
         return (
             f"{summary['p50']:.2f} / {summary['p99']:.2f} / {summary['p999']:.2f} ms, "
-            f"lost {summary['lost']:.0f} [lg {summary['loadgen_cpu']:.0%}]{mark}"
+            f"lost {summary['lost']:.0f} (p99 as read: {summary['read_p99']:.2f}) "
+            f"[lg {summary['loadgen_cpu']:.0%}]{mark}"
         )
     return (
         f"{summary['median']:,.3g} ({summary['min']:,.3g}-{summary['max']:,.3g}) "
