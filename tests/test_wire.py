@@ -154,10 +154,21 @@ def test_undecodable_lines(line, error):
         wire.decode_request(line)
 
 
-def test_a_value_encoded_ahead_of_time_is_spliced_into_the_reply_as_it_is():
-    menu = wire.Encoded(b'{"title":"T","options":[]}')
-    line = wire.encode_reply("hello", 1, {"name": "Nina", "menu": menu, "unread": 0})
-    assert (
-        line
-        == b'{"reply":"hello","id":1,"name":"Nina","unread":0,"menu":{"title":"T","options":[]}}\n'
+@given(
+    request_id=st.one_of(st.none(), st.integers(), _text),
+    client_id=st.integers(),
+    name=_text,
+    registered=st.booleans(),
+    unread=st.integers(0, 10**9),
+    shared=st.dictionaries(_text, _json_values, max_size=3),
+)
+def test_a_welcome_built_from_parts_is_the_bytes_the_json_encoder_writes(
+    request_id, client_id, name, registered, unread, shared
+):
+    fields = {"client_id": client_id, "name": name, "registered": registered, "unread": unread}
+    shared = {key: value for key, value in shared.items() if key not in fields}
+    expected = wire.encode_reply("hello", request_id, {**fields, **shared})
+    line = wire.encode_welcome(
+        request_id, UserRef(client_id, name), registered, unread, wire.encode_fields(shared)
     )
+    assert line == expected

@@ -1,7 +1,8 @@
 """The server side of the JSON-lines protocol: a translator between lines and the hub.
 
 Each request is dispatched by name to an ``op_<name>`` method, which calls the
-hub and returns the reply's body; one that waits (for the store, a password
+hub and returns the reply's body (or the whole line, where it is built from its
+parts: the welcome); one that waits (for the store, a password
 check) is an ``async def``, answered when it is done. ``_fail`` is the one place
 where errors become error lines.
 """
@@ -44,11 +45,16 @@ from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 
 log = Logger()
 
-# Every hello sends the same menu: encoded once.
-_MENU = wire.Encoded(
-    wire.encode(
-        {"title": TITLE, "options": [{"key": o.key, "label": o.label, "op": o.op} for o in MENU]}
-    ).rstrip(b"\n")
+# Every welcome ends with the same fields, the menu among them: encoded once.
+_WELCOME_SHARED = wire.encode_fields(
+    {
+        "version": wire.PROTOCOL_VERSION,
+        "server": f"tcpmsg {__version__}",
+        "menu": {
+            "title": TITLE,
+            "options": [{"key": o.key, "label": o.label, "op": o.op} for o in MENU],
+        },
+    }
 )
 _BEFORE_HELLO = frozenset({"hello", "ping", "quit"})
 DEFAULT_JOIN_HISTORY = 20
@@ -61,6 +67,11 @@ CHANNEL_BYTES = 2 * USER_BYTES + 48
 # The most a list's reply takes besides its entries: its op, an escaped id, a
 # channel and its owner.
 REPLY_BYTES = 1024
+
+
+# What an operation answers with: the reply's body, or the whole line where the
+# reply is built from its parts (the welcome).
+Reply = dict[str, Any] | bytes
 
 
 class Batched:
@@ -181,7 +192,7 @@ class ServerProtocol(ClientConnection):
         except Exception:
             self._fail(Failure(), op, request_id)
             return
-        if isinstance(result, dict):
+        if isinstance(result, (dict, bytes)):
             self._reply(result, op, request_id)
         elif result is BATCHED:
             self._in_flight += 1
@@ -215,7 +226,7 @@ class ServerProtocol(ClientConnection):
             self._answered(len(sends))
 
     async def _reply_later(
-        self, pending: Coroutine[Any, Any, dict[str, Any]], op: str, request_id: Any
+        self, pending: Coroutine[Any, Any, Reply], op: str, request_id: Any
     ) -> None:
         """An operation that waits (for the store, a password check) is answered when done."""
         try:
@@ -227,8 +238,8 @@ class ServerProtocol(ClientConnection):
         finally:
             self._answered()
 
-    def _reply(self, body: dict[str, Any], op: str, request_id: int | str | None) -> None:
-        line = wire.encode_reply(op, request_id, body)
+    def _reply(self, body: Reply, op: str, request_id: int | str | None) -> None:
+        line = body if type(body) is bytes else wire.encode_reply(op, request_id, body)
         if op == "quit":
             # The last line, after the replies still owed (an inbox's messages, say).
             self.wind_down(line)
@@ -250,9 +261,7 @@ class ServerProtocol(ClientConnection):
 
     # Operations, one method each, named after the operation
 
-    def op_hello(
-        self, request: wire.Request
-    ) -> dict[str, Any] | Coroutine[Any, Any, dict[str, Any]]:
+    def op_hello(self, request: wire.Request) -> bytes | Coroutine[Any, Any, bytes]:
         if self.user is not None or self._greeting:
             raise AlreadyLoggedIn("this connection has said hello already")
         version = request.optional_integer("version", wire.PROTOCOL_VERSION)
@@ -266,13 +275,18 @@ class ServerProtocol(ClientConnection):
             # Most names are nobody's account: welcomed at once, with no coroutine.
             user = self.factory.hub.connect_guest(name, self)
             if user is not None:
-                return self._welcome(user, unread=0)
+                return self._welcome(user, 0, request.id)
         self._greeting = True
-        return self._hello(name, password, keys, delay)
+        return self._hello(name, password, keys, delay, request.id)
 
     async def _hello(
-        self, name: str, password: str | None, keys: tuple[str, str], delay: float
-    ) -> dict[str, Any]:
+        self,
+        name: str,
+        password: str | None,
+        keys: tuple[str, str],
+        delay: float,
+        request_id: int | str | None,
+    ) -> bytes:
         hub, throttle = self.factory.hub, self.factory.login_throttle
         try:
             throttle.trying(keys)
@@ -299,23 +313,15 @@ class ServerProtocol(ClientConnection):
                 hub.disconnect(user)
                 self._early = None
                 raise
-            return self._welcome(user, unread)
+            return self._welcome(user, unread, request_id)
         finally:
             # Greeting until welcomed or refused: a second hello meanwhile is refused.
             self._greeting = False
 
-    def _welcome(self, user: User, unread: int) -> dict[str, Any]:
+    def _welcome(self, user: User, unread: int, request_id: int | str | None) -> bytes:
         self.user = user
         self.keep_alive(self._now())
-        return {
-            "client_id": user.id,
-            "name": user.name,
-            "registered": user.registered,
-            "unread": unread,
-            "version": wire.PROTOCOL_VERSION,
-            "server": f"tcpmsg {__version__}",
-            "menu": _MENU,
-        }
+        return wire.encode_welcome(request_id, user.ref, user.registered, unread, _WELCOME_SHARED)
 
     async def op_register(self, request: wire.Request) -> dict[str, Any]:
         account = await self.factory.hub.register(self.user, request.string("password"))
