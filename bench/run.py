@@ -192,7 +192,10 @@ def scenarios(quick: bool) -> dict[str, tuple]:
 
 
 def applies(server: Server, scenario: str) -> bool:
-    """Private messages are tcpmsg's alone: in memory, and on disk (its own server entry)."""
+    """Private messages are tcpmsg's alone: in memory, and on disk (its own server entry).
+    The bare relay, Twisted's floor, is measured where a floor means something."""
+    if server.name == "twisted-relay":
+        return scenario in ("fanout", "latency", "connrate")
     if scenario == "pm_disk":
         return server.name == "tcpmsg-disk"
     if scenario == "pm_memory":
@@ -219,6 +222,7 @@ def servers() -> list[Server]:
             [str(BIN / "twistd"), "-n", "--pidfile=", "-y", str(HERE / "words.tac")],
             env={"PORT": "{port}"},
         ),
+        Server("twisted-relay", "tcpmsg", [sys.executable, str(HERE / "relay.py"), "{port}"]),
     ]
     for peer in ("ngircd", "inspircd"):
         found.append(_debian_peer(peer))
