@@ -260,11 +260,15 @@ class Hub:
         comes back as its recipient, or as the error that refused it."""
         sent: list[UserRef | errors.TcpmsgError] = []
         kept: list[PrivateMessage] = []
+        # A batch often writes to one user many times: each recipient is looked up once.
+        found: dict[int | str, UserRef] = {}
         now = self._clock()
         for to, text in wanted:
             try:
                 check_text(text)
-                recipient = self._recipient(to)
+                recipient = found.get(to)
+                if recipient is None:
+                    recipient = found[to] = self._recipient(to)
             except errors.TcpmsgError as error:
                 sent.append(error)
                 continue
@@ -278,7 +282,7 @@ class Hub:
                 continue
             unread = next(counts)
             user = self._users.get(recipient.id)
-            if user is not None and user.ref == recipient:
+            if user is not None and (user.ref is recipient or user.ref == recipient):
                 told[user] = unread
             elif recipient.id not in self._account_ids:
                 # Unregistered and gone while the store worked: its inbox went with it.
