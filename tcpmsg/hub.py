@@ -282,6 +282,8 @@ class Hub:
                 continue
             unread = next(counts)
             user = self._users.get(recipient.id)
+            # The same user still, or one who signed in as the offline recipient meanwhile
+            # (identity first: comparing two refs runs Python code, and most are the same).
             if user is not None and (user.ref is recipient or user.ref == recipient):
                 told[user] = unread
             elif recipient.id not in self._account_ids:

@@ -120,9 +120,15 @@ def test_names_are_compared_in_one_unicode_form(hub):
 def test_each_recipient_of_a_batch_is_told_once_with_the_count_after_its_last(hub):
     jose, nina, ada = join_all(hub, "Jose", "Nina", "Ada")
     wanted: list[tuple[int | str, str]] = [("Nina", "1"), ("Ada", "2"), (nina.id, "3")]
-    sent = now(hub.send_messages(jose, [*wanted, ("Nobody", "4")]))
+    refused = [("Nobody", "4"), ("Nina", ""), ("Nobody", "5")]
+    sent = now(hub.send_messages(jose, [*wanted, *refused]))
     assert sent[:3] == [nina.ref, ada.ref, nina.ref]
-    assert isinstance(sent[3], errors.UnknownUser)
+    # Looked up once a batch, a recipient is still checked for every message.
+    assert [type(error) for error in sent[3:]] == [
+        errors.UnknownUser,
+        errors.EmptyText,
+        errors.UnknownUser,
+    ]
     assert nina.session.events == [MessageWaiting(jose.ref, 2)]
     assert ada.session.events == [MessageWaiting(jose.ref, 1)]
 

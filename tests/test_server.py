@@ -10,6 +10,7 @@ from unittest.mock import ANY
 import pytest
 from twisted.logger import capturedLogs
 
+from tcpmsg import __version__
 from tcpmsg.menu import MENU
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Limits
@@ -680,12 +681,25 @@ def test_login_with_the_right_password_gets_the_same_id(connect):
     register(nina)
     nina.drop()
     again = connect()
-    [reply] = again.send("hello", name="nina", password="secret-1")
-    assert (reply["client_id"], reply["name"], reply["registered"]) == (
-        nina.client_id,
-        "Nina",
-        True,
-    )
+    again.protocol.dataReceived(b'{"op":"hello","name":"nina","password":"secret-1","id":"w"}\n')
+    again.clock.advance(0)
+    # The whole line, byte for byte: the welcome is built from its parts.
+    welcome = {
+        "reply": "hello",
+        "id": "w",
+        "client_id": nina.client_id,
+        "name": "Nina",
+        "registered": True,
+        "unread": 0,
+        "version": wire.PROTOCOL_VERSION,
+        "server": f"tcpmsg {__version__}",
+        "menu": {
+            "title": "TCP Message App",
+            "options": [{"key": o.key, "label": o.label, "op": o.op} for o in MENU],
+        },
+    }
+    expected = json.dumps(welcome, ensure_ascii=False, separators=(",", ":")) + "\n"
+    assert again.transport.value() == expected.encode()
 
 
 def test_login_without_or_with_a_wrong_password_gets_no_session(connect):

@@ -50,7 +50,7 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Take a token: 0 if there was one, else the seconds until there will be."""
-        # Taken for every line: plain comparisons, not min() and max() (0.28 us, not 0.5-1).
+        # Taken for every line: plain comparisons cost a fraction of min() and max() calls.
         tokens = self._tokens + (now - self._updated) * self._rate
         self._updated = now
         if tokens > self._burst:

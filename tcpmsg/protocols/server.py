@@ -239,7 +239,7 @@ class ServerProtocol(ClientConnection):
             self._answered()
 
     def _reply(self, body: Reply, op: str, request_id: int | str | None) -> None:
-        line = body if type(body) is bytes else wire.encode_reply(op, request_id, body)
+        line = body if isinstance(body, bytes) else wire.encode_reply(op, request_id, body)
         if op == "quit":
             # The last line, after the replies still owed (an inbox's messages, say).
             self.wind_down(line)
