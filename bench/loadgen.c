@@ -186,12 +186,13 @@ static int epoll_all(conn_t *all, int n) {
 /* Read what is there and hand each complete line to `line`; return lines seen. */
 typedef void (*on_line)(conn_t *, const char *, size_t, void *);
 static int socket_stamps; /* latency: read with the kernel's receive time of the bytes */
+static long unstamped;    /* reads that came without it, timed when read instead */
 
 static ssize_t read_stamped(conn_t *c) {
     struct iovec iov = {c->buf + c->len, BUF - c->len};
-    char control[CMSG_SPACE(sizeof(struct timespec))];
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
-                       .msg_controllen = sizeof control};
+    union { char bytes[CMSG_SPACE(sizeof(struct timespec))]; struct cmsghdr align; } control;
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.bytes,
+                       .msg_controllen = sizeof control.bytes};
     ssize_t r = recvmsg(c->fd, &m, 0);
     c->arrived = 0;
     for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h))
@@ -200,6 +201,7 @@ static ssize_t read_stamped(conn_t *c) {
             memcpy(&t, CMSG_DATA(h), sizeof t);
             c->arrived = t.tv_sec * 1000000000LL + t.tv_nsec;
         }
+    if (r > 0 && !c->arrived) unstamped++;
     return r;
 }
 
@@ -331,11 +333,11 @@ static void latency(int n, int rate, double seconds) {
 #define AT(a, q) (t.count ? a[(long)((t.count - 1) * (q))] / ms : 0)
     printf("{\"scenario\":\"latency\",\"value\":%.3f,\"unit\":\"ms p99\",\"p50\":%.3f,\"p99\":%.3f,"
            "\"p999\":%.3f,\"max\":%.3f,\"read_p50\":%.3f,\"read_p99\":%.3f,\"read_p999\":%.3f,"
-           "\"read_max\":%.3f,\"copies\":%ld,\"lost\":%ld,\"seconds\":%.3f,"
-           "\"loadgen_cpu\":%.3f}\n",
+           "\"read_max\":%.3f,\"unstamped_reads\":%ld,\"copies\":%ld,\"lost\":%ld,"
+           "\"seconds\":%.3f,\"loadgen_cpu\":%.3f}\n",
            AT(t.arrived, 0.99), AT(t.arrived, 0.5), AT(t.arrived, 0.99), AT(t.arrived, 0.999),
            AT(t.arrived, 1.0), AT(t.read, 0.5), AT(t.read, 0.99), AT(t.read, 0.999),
-           AT(t.read, 1.0), t.count, sent * (n - 1) - t.count, elapsed, cpu / elapsed);
+           AT(t.read, 1.0), unstamped, t.count, sent * (n - 1) - t.count, elapsed, cpu / elapsed);
 }
 
 /* Scenario 4: connect, handshake, quit, close; CONCURRENCY at a time. */
