@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from twisted.application import strports
@@ -151,14 +153,13 @@ class ServerService(MultiService):
         self._stopping = False
 
     def privilegedStartService(self) -> None:
-        try:
+        with _listening():
             super().privilegedStartService()
-        except (CannotListenError, OverflowError, OSError) as error:
-            # A port in use, or out of range (tcp:99999): the traceback would say no more.
-            raise CannotStart(f"tcpmsg: {error}") from None
 
     def startService(self) -> None:
-        super().startService()
+        # `twist` skips the privileged step: then the ports are opened here.
+        with _listening():
+            super().startService()
         self._reactor.callWhenRunning(self._stop_on_signals)
         self._reactor.callWhenRunning(settle_garbage_collector)
 
@@ -181,6 +182,16 @@ class ServerService(MultiService):
         await super().stopService()
         await self.factory.shut_down()
         await self.store.close()
+
+
+@contextmanager
+def _listening() -> Iterator[None]:
+    """A port in use, or out of range (tcp:99999), stops the start in one line:
+    the traceback would say no more."""
+    try:
+        yield
+    except (CannotListenError, OverflowError, OSError) as error:
+        raise CannotStart(f"tcpmsg: {error}") from None
 
 
 def settle_garbage_collector() -> None:

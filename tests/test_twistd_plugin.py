@@ -128,20 +128,25 @@ def test_a_database_that_cannot_be_used_stops_the_server_in_one_line(tmp_path):
     assert "Traceback" not in output
 
 
-@pytest.mark.parametrize("foreground", [True, False], ids=["-n", "daemon"])
-def test_a_port_in_use_stops_the_server_in_one_line(tmp_path, foreground):
+@pytest.mark.parametrize("launcher", ["-n", "daemon", "twist"])
+def test_a_port_in_use_stops_the_server_in_one_line(tmp_path, launcher):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
     pidfile, logfile = tmp_path / "twistd.pid", tmp_path / "twistd.log"
-    twistd = [str(BIN / "twistd"), f"--pidfile={pidfile}"]
-    twistd += ["-n"] if foreground else [f"--logfile={logfile}"]
+    foreground = launcher != "daemon"
+    if launcher == "twist":
+        # `twist` starts the service without twistd's privileged step.
+        command = [str(BIN / "twist")]
+    else:
+        command = [str(BIN / "twistd"), f"--pidfile={pidfile}"]
+        command += ["-n"] if foreground else [f"--logfile={logfile}"]
     try:
         # The default SQLite store: its writer thread once kept such a process alive,
         # and a daemon's launcher waited for good on a start that failed.
         ran = subprocess.run(
-            [*twistd, "tcpmsg", "--port", f"tcp:{port}:interface=127.0.0.1"],
+            [*command, "tcpmsg", "--port", f"tcp:{port}:interface=127.0.0.1"],
             capture_output=True,
             text=True,
             timeout=PATIENCE,
