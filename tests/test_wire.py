@@ -154,6 +154,11 @@ def test_undecodable_lines(line, error):
         wire.decode_request(line)
 
 
+def test_a_number_too_long_for_an_int_is_refused_for_what_it_is():
+    with pytest.raises(wire.BadJson, match="digits"):
+        wire.decode_request(b'{"op":"ping","id":' + b"9" * 5000 + b"}")
+
+
 @given(
     request_id=st.one_of(st.none(), st.integers(), _text),
     client_id=st.integers(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -80,7 +81,12 @@ def decode_request(line: bytes) -> Request:
         raise BadEncoding("a line must be valid UTF-8") from None
     try:
         payload = parse_json(text)
-    except (ValueError, RecursionError):
+    except ValueError as error:
+        if "integer string conversion" in str(error):
+            # Valid JSON, past the digits Python turns into an int (RFC 8259 allows limits).
+            raise BadJson(f"a number is at most {_MAX_DIGITS} digits long") from None
+        raise BadJson("a line must be one JSON object") from None
+    except RecursionError:
         raise BadJson("a line must be one JSON object") from None
     if _ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(payload):
         raise BadEncoding("a string holds half of a surrogate pair, which is not text")
@@ -93,6 +99,7 @@ def decode_request(line: bytes) -> Request:
 
 
 _scan_value = json.JSONDecoder().scan_once
+_MAX_DIGITS = sys.get_int_max_str_digits()
 
 
 def parse_json(text: str) -> Any:
