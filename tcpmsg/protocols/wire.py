@@ -81,12 +81,10 @@ def decode_request(line: bytes) -> Request:
         raise BadEncoding("a line must be valid UTF-8") from None
     try:
         payload = parse_json(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         if "integer string conversion" in str(error):
             # Valid JSON, past the digits Python turns into an int (RFC 8259 allows limits).
             raise BadJson(f"a number is at most {_MAX_DIGITS} digits long") from None
-        raise BadJson("a line must be one JSON object") from None
-    except RecursionError:
         raise BadJson("a line must be one JSON object") from None
     if _ESCAPED_SURROGATE.search(text) and _has_lone_surrogate(payload):
         raise BadEncoding("a string holds half of a surrogate pair, which is not text")
