@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tcpmsg's benchmark: every scenario against a fresh tcpmsg and its peers, side by side.
 
-    python bench/run.py            # the full run: 3 runs of everything (about 5 minutes)
+    python bench/run.py            # the full run: 3 runs of everything (about 7 minutes)
     python bench/run.py --quick    # one short run of everything (under 2 minutes)
     python bench/run.py --smoke    # one short fan-out against tcpmsg only (CI)
 
@@ -310,7 +310,9 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="one short fan-out, tcpmsg only")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (default 3)")
     parser.add_argument("--only", nargs="*", help="servers to measure, by name")
-    parser.add_argument("--output", default=str(HERE / "results.json"))
+    parser.add_argument(
+        "--output", default=str(HERE / "results.json"), help="where the JSON report goes"
+    )
     options = parser.parse_args()
     build_loadgen()
     plan = scenarios(options.quick or options.smoke)
