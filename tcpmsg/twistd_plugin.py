@@ -214,7 +214,7 @@ def makeService(options: Options) -> ServerService:
     try:
         snapshot = store.open()
     except StoreError as error:
-        raise SystemExit(f"tcpmsg: {error}") from None
+        raise CannotStart(f"tcpmsg: {error}") from None
     hub = Hub(
         store,
         snapshot,

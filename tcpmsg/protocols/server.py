@@ -106,9 +106,8 @@ class ServerProtocol(ClientConnection):
         return self.user is not None
 
     def refusal(self, error: TcpmsgError, closing: bool = False) -> bytes:
-        if closing:
-            return wire.encode_error(error.code, error.message, closing=True)
-        return wire.encode_error(error.code, error.message)
+        parting = {"closing": True} if closing else {}
+        return wire.encode_error(error.code, error.message, **parting)
 
     def shutdown_line(self, message: str) -> bytes:
         return wire.encode({"event": "shutdown", "message": message})
