@@ -145,8 +145,8 @@ class Hub:
 
     def _enter(self, ref: UserRef, session: Session, registered: bool) -> User:
         user = User(ref, session, registered=registered)
-        self._users[user.id] = user
-        self._names[user.name.casefold()] = user
+        self._users[ref.id] = user
+        self._names[ref.name.casefold()] = user
         return user
 
     def _check_free(self, name: str) -> None:
@@ -160,17 +160,18 @@ class Hub:
 
     def disconnect(self, user: User, reason: str = "disconnected") -> None:
         """Remove every trace of a connection; a registered user's inbox and id stay."""
-        if self._users.get(user.id) is not user:
+        user_id = user.ref.id
+        if self._users.get(user_id) is not user:
             return
-        del self._users[user.id]
-        del self._names[user.name.casefold()]
+        del self._users[user_id]
+        del self._names[user.ref.name.casefold()]
         # An account being written for this user (register still waiting on the store)
         # keeps its id and inbox as a registered one does.
-        if not user.registered and user.id not in self._account_ids:
-            self._store.discard_messages(user.id)
-            self._ids.release(user.id)
+        if not user.registered and user_id not in self._account_ids:
+            self._store.discard_messages(user_id)
+            self._ids.release(user_id)
         for channel in list(user.channels.values()):
-            if channel.owner.id == user.id and not channel.kept:
+            if channel.owner.id == user_id and not channel.kept:
                 self._close(channel, "owner_left")
             else:
                 self._remove_member(channel, user, reason)

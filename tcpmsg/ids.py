@@ -14,17 +14,22 @@ class ClientIds:
     """
 
     def __init__(self, digits: int = 5, rng: random.Random | None = None) -> None:
-        self._digits = digits
         # Seeded from the OS once: SystemRandom read the OS for every id drawn.
         self._rng = rng or random.Random()
         self._taken: set[int] = set()
+        self._width(digits)
+
+    def _width(self, digits: int) -> None:
+        # Every connection draws an id: the bounds are worked out once per width.
+        self._digits = digits
+        self._low, self._high = 10 ** (digits - 1), 10**digits
+        self._grow_at = (self._high - self._low) // 2
 
     def allocate(self) -> int:
-        while 2 * len(self._taken) >= 9 * 10 ** (self._digits - 1):
-            self._digits += 1
-        low, high = 10 ** (self._digits - 1), 10**self._digits - 1
+        while len(self._taken) >= self._grow_at:
+            self._width(self._digits + 1)
         while True:
-            candidate = self._rng.randint(low, high)
+            candidate = self._rng.randrange(self._low, self._high)
             if candidate not in self._taken:
                 self._taken.add(candidate)
                 return candidate

@@ -25,7 +25,7 @@ class ScriptedRandom(random.Random):
         super().__init__()
         self.draws = iter(draws)
 
-    def randint(self, a: int, b: int) -> int:
+    def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int:
         return next(self.draws)
 
 

@@ -158,10 +158,11 @@ class ClientConnection(LineReceiver, Keepalive):
             return
         self._admitted = True
         self.transport.registerProducer(self, True)
-        self._bucket = TokenBucket(self.limits.burst, self.limits.rate, self._now())
+        now = self._now()
+        self._bucket = TokenBucket(self.limits.burst, self.limits.rate, now)
         # Not logged here: the connection's end logs who it was, and a close logs why.
         # The handshake's deadline counts from here (check_silence).
-        self._heard_at = self._now()
+        self._heard_at = now
         self.factory.watch(self)
 
     def connectionLost(self, reason: Failure | None = None) -> None:

@@ -68,22 +68,27 @@ class Admission:
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self.total = 0
-        self.per_address: Counter[str] = Counter()
+        # A plain dict: every connection comes through here twice, and Counter's
+        # methods are Python code.
+        self.per_address: dict[str, int] = {}
 
     def admit(self, address: str) -> str | None:
         """Count a new connection in, or say why it cannot come in."""
         if self.total >= self._limits.max_connections:
             return f"the server is full ({self._limits.max_connections} connections)"
-        if self.per_address[address] >= self._limits.max_per_address:
+        count = self.per_address.get(address, 0)
+        if count >= self._limits.max_per_address:
             return f"too many connections from {address} ({self._limits.max_per_address})"
         self.total += 1
-        self.per_address[address] += 1
+        self.per_address[address] = count + 1
         return None
 
     def release(self, address: str) -> None:
         self.total -= 1
-        self.per_address[address] -= 1
-        if not self.per_address[address]:
+        count = self.per_address[address] - 1
+        if count:
+            self.per_address[address] = count
+        else:
             del self.per_address[address]
 
 

@@ -163,7 +163,7 @@ class ServerProtocol(ClientConnection):
         if len(line) > self.limits.max_line:
             self._refuse_long_line()
             return
-        if not line.strip():
+        if not line or line.isspace():
             # A blank line asks nothing, but costs a token: a flood of newlines is a flood,
             # and LineReceiver's cost for a read of many short lines grows with its square.
             try:
