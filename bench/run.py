@@ -270,6 +270,35 @@ def summarize(results: list[dict]) -> dict:
     return summary
 
 
+# Scenarios whose targets compare tcpmsg with a peer: fan-out with InspIRCd's,
+# connection rate with 1.5x Twisted Words'.
+PAIRED = ("fanout", "connrate")
+
+
+def paired(measured: dict[str, list[dict] | str]) -> dict[str, dict]:
+    """tcpmsg's figure over each server's, within each round, then their median.
+
+    This machine's speed drifts by a quarter over minutes; servers measured in the
+    same round share the drift, so a ratio taken within a round is steadier than a
+    ratio of medians taken over all of them.
+    """
+    ours = measured.get("tcpmsg")
+    ratios: dict[str, dict] = {}
+    if not isinstance(ours, list):
+        return ratios
+    for name, theirs in measured.items():
+        if name == "tcpmsg" or not isinstance(theirs, list) or len(theirs) != len(ours):
+            continue
+        within = [a["value"] / b["value"] for a, b in zip(ours, theirs, strict=True) if b["value"]]
+        if within:
+            ratios[name] = {
+                "median": round(statistics.median(within), 3),
+                "min": round(min(within), 3),
+                "max": round(max(within), 3),
+            }
+    return ratios
+
+
 def build_loadgen() -> None:
     LOADGEN.parent.mkdir(exist_ok=True)
     source = HERE / "loadgen.c"
@@ -350,6 +379,15 @@ def main() -> int:
             figure = value if isinstance(value, str) else summarize(value)
             table[server.name][scenario] = figure
             print(f"{server.name:14} {scenario:10} {cell(figure)}", flush=True)
+        if scenario in PAIRED and isinstance(table.get("tcpmsg", {}).get(scenario), dict):
+            ratios = paired(measured)
+            table["tcpmsg"][scenario]["against"] = ratios
+            for name, ratio in ratios.items():
+                print(
+                    f"{'':14} {'':10} tcpmsg / {name}, round by round: {ratio['median']:.2f}"
+                    f" ({ratio['min']:.2f}-{ratio['max']:.2f})",
+                    flush=True,
+                )
         write_report(options.output, runs, time.monotonic() - started, table)
     elapsed = time.monotonic() - started
     print(f"\n{len(chosen)} servers, {runs} run(s) each, {elapsed:.0f} s; wrote {options.output}")
