@@ -4,10 +4,14 @@
     python bench/inprocess.py visit      # connect, hello, quit, close
     python bench/inprocess.py pm-memory  # a send, memory store
     python bench/inprocess.py pm-disk    # a send, SQLite store, its writer run inline
+    python bench/inprocess.py fanout     # a copy of a channel line, over loopback TCP
 
 Drives ``ServerProtocol`` over ``StringTransport``s on a ``task.Clock`` and
 prints microseconds per operation, with the share the garbage collector took
-(tuned as the server tunes it, unless ``--python-gc``).
+(tuned as the server tunes it, unless ``--python-gc``). ``fanout`` drives it
+over Twisted's own TCP transports instead, on connected loopback sockets that
+no reactor polls, one channel line a turn, and times the same sends made bare
+(``socket.send`` on the same sockets) beside it.
 End to end figures on a noisy machine move by a quarter; this one moves less,
 so a before/after is measured here, pinned (``taskset -c 0``), alternating the
 two builds and keeping the minimum of several runs (see BENCHMARKS.md).
@@ -16,15 +20,18 @@ two builds and keeping the minimum of several runs (see BENCHMARKS.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import random
+import socket
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from twisted.internet import tcp
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -40,6 +47,7 @@ from tcpmsg.twistd_plugin import settle_garbage_collector
 
 RELAXED = Limits(burst=10**9, rate=10**9, max_per_address=10**9, max_connections=10**9)
 SENDERS, WINDOW = 8, 64  # as the end-to-end pm scenario
+MEMBERS = 100  # as the end-to-end fan-out and latency scenarios
 
 
 class InlineWriter:
@@ -111,15 +119,79 @@ def sends(factory: ServerFactory, clock: Clock, count: int, drain: Callable[[], 
         recipient.clear()
 
 
+class SocketClock(Clock):
+    """A clock that Twisted's TCP transports can register with; nothing polls it."""
+
+    def addReader(self, selectable: object) -> None:
+        pass
+
+    removeReader = addWriter = removeWriter = addReader
+
+
+def fanout(factory: ServerFactory, clock: Clock, count: int) -> tuple[int, float, float]:
+    """One member says a line a turn to the other 99; returns the copies sent, the
+    seconds tcpmsg took (the say's read and the turn's end), and the seconds the same
+    number of bare sends of one copy took on the same sockets."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    protocols, clients = [], []
+    for n in range(MEMBERS):
+        client = socket.create_connection(listener.getsockname())
+        accepted, address = listener.accept()
+        protocol = factory.buildProtocol(None)
+        protocol.makeConnection(tcp.Server(accepted, protocol, address, None, n, clock))
+        client.setblocking(False)
+        join = (
+            b'{"op":"create","channel":"room"}\n' if n == 0 else b'{"op":"join","channel":"room"}\n'
+        )
+        protocol.dataReceived(b'{"op":"hello","name":"m%d"}\n' % n + join)
+        clock.advance(0)
+        protocols.append(protocol)
+        clients.append(client)
+    listener.close()
+
+    def drain() -> None:
+        for client in clients:
+            with contextlib.suppress(BlockingIOError):
+                while client.recv(1 << 20):
+                    pass
+
+    drain()
+    sender, said = protocols[0], b'{"op":"say","channel":"room","text":"line %d of the fan-out"}\n'
+    sender.dataReceived(said % 0)
+    clock.advance(0)
+    copy = clients[-1].recv(1 << 16)  # on loopback, sent is received: the bare sends' line
+    drain()
+    messages = count // (MEMBERS - 1)
+    ours = bare = 0.0
+    sockets = [protocol.transport.socket for protocol in protocols[1:]]
+    for i in range(messages):
+        # Each first in turn: a socket's second send of a pair finds its first queued.
+        for first in (i % 2 == 0, i % 2 == 1):
+            started = time.perf_counter()
+            if first:
+                sender.dataReceived(said % i)
+                clock.advance(0)  # the turn's end: the fan-out
+                ours += time.perf_counter() - started
+            else:
+                for each in sockets:
+                    each.send(copy)
+                bare += time.perf_counter() - started
+        if i % 16 == 15:
+            drain()
+    for client in clients:
+        client.close()
+    return messages * (MEMBERS - 1), ours, bare
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=("visit", "pm-memory", "pm-disk"))
+    parser.add_argument("scenario", choices=("visit", "pm-memory", "pm-disk", "fanout"))
     parser.add_argument("--count", type=int, default=20480, help="operations to time")
     parser.add_argument(
         "--python-gc", action="store_true", help="Python's collector settings, not the server's"
     )
     options = parser.parse_args()
-    clock = Clock()
+    clock = SocketClock()
     clock.advance(1_795_542_300)
     with tempfile.TemporaryDirectory() as scratch:
         store: Store = MemoryStore()
@@ -144,17 +216,22 @@ def main() -> int:
 
         gc.callbacks.append(timer)
         started = time.perf_counter()
+        bare = None
         if options.scenario == "visit":
             done = options.count
             visits(factory, clock, done)
+        elif options.scenario == "fanout":
+            done, elapsed, bare = fanout(factory, clock, options.count * 10)
         else:
             done = options.count // (SENDERS * WINDOW) * SENDERS * WINDOW
             sends(factory, clock, done, drain)
-        elapsed = time.perf_counter() - started
+        if bare is None:
+            elapsed = time.perf_counter() - started
         gc.callbacks.remove(timer)
     print(
-        f"{options.scenario}: {elapsed / done * 1e6:.1f} us per operation, "
+        f"{options.scenario}: {elapsed / done * 1e6:.2f} us per operation, "
         f"{100 * collecting[0] / elapsed:.1f}% of it collecting garbage ({done} operations)"
+        + ("" if bare is None else f"; a bare socket.send of each took {bare / done * 1e6:.2f} us")
     )
     return 0
 
