@@ -34,7 +34,7 @@ def outbox_for(
 ) -> tuple[Outbox, CountingTransport]:
     transport = CountingTransport()
     seen = [] if allowed is None else allowed
-    return Outbox(transport, writer, lambda size, queued: seen.append(size) or True), transport
+    return Outbox(transport, writer, lambda size, queued: seen.append(size) or True, 100), transport
 
 
 def test_a_turns_lines_for_one_connection_go_out_in_one_write_at_its_end():
@@ -84,7 +84,7 @@ def test_every_byte_is_shown_to_the_send_queue_which_may_refuse():
     clock = Clock()
     writer = TurnWriter(clock)
     refused = CountingTransport()
-    outbox = Outbox(refused, writer, lambda size, queued: False)
+    outbox = Outbox(refused, writer, lambda size, queued: False, 100)
     outbox.add(b"too much\n")
     clock.advance(0)
     assert refused.writes == []
@@ -235,3 +235,23 @@ def test_send_goes_at_once_when_nothing_waits_and_after_what_waits_otherwise():
     clock.advance(0)
     assert transport.writes == [b"now\n", b"reply\nchannel\n"]
     assert seen == [4, 14]
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_nothing_queued_only_a_chunk_over_the_cap_is_shown_to_the_send_queue():
+    async with tcp_pair() as (server, client):
+        shown: list[int] = []
+        outbox = Outbox(
+            server.transport,
+            TurnWriter(Clock()),
+            lambda size, queued: shown.append(size) or False,
+            8,
+        )
+        outbox.send(b"short\n")  # under the cap, nothing queued: straight out, asking no one
+        outbox.send(b"far too long\n")  # over it: shown, and refused
+        assert shown == [13]
+        outbox.forget()
+        outbox.send(b"late\n")  # a forgotten outbox sends nothing, however short
+        server.transport.write(b"end\n")
+        client.expected = len(b"short\nend\n")
+        assert await client.enough == b"short\nend\n"

@@ -150,7 +150,7 @@ class ClientConnection(LineReceiver, Keepalive):
         if hasattr(self.transport, "setTcpNoDelay"):
             # Lines are small and latency matters: no Nagle delay waiting for an ACK.
             self.transport.setTcpNoDelay(True)
-        self.outbox = Outbox(self.transport, self.factory.writer, self._may_send)
+        self.outbox = Outbox(self.transport, self.factory.writer, self._may_send, self.limits.sendq)
         self._chunks = self.outbox.chunks
         refusal = self.factory.admission.admit(self._address)
         if refusal is not None:

@@ -88,25 +88,30 @@ class Outbox:
     ``chunks`` is non-empty only while something will send it: the turn's end,
     or the end of the read being handled (``hold``). So a sender that finds it
     non-empty may append to it directly: the fan-out's fast path. ``before_send``
-    sees every byte before it goes, with what Twisted holds queued (None if not
-    plain TCP), and may refuse.
+    is shown every byte that could take the connection past its send queue's
+    cap (``sendq``) before it goes, with what Twisted holds queued (None if not
+    plain TCP), and may refuse. Bytes that cannot are not shown: a chunk under
+    the cap, for a plain TCP connection Twisted holds nothing for. That is a
+    channel line, for each member, every turn.
 
     While the connection's own read is handled (``hold`` to ``release``), what it
     is owed goes out when the read ends: the replies to a read need no call at
     the turn's end.
     """
 
-    __slots__ = ("before_send", "chunks", "holding", "transport", "writer")
+    __slots__ = ("before_send", "chunks", "holding", "sendq", "transport", "writer")
 
     def __init__(
         self,
         transport: Any,
         writer: TurnWriter,
         before_send: Callable[[int, int | None], bool],
+        sendq: int,
     ) -> None:
         self.transport = transport
         self.writer = writer
         self.before_send = before_send
+        self.sendq = sendq
         self.chunks: list[bytes] = []
         self.holding = False
 
@@ -147,7 +152,7 @@ class Outbox:
         # What Twisted holds is read once: the send queue's check and the send both need it.
         transport = self.transport
         queued = queued_bytes(transport)
-        if self.before_send(len(data), queued):
+        if (queued == 0 and len(data) <= self.sendq) or self.before_send(len(data), queued):
             send_now(transport, data, queued)
 
     def forget(self) -> None:
@@ -156,6 +161,7 @@ class Outbox:
         # ``before_send`` is the connection's own method: dropping it breaks the
         # cycle, so a closed connection is freed without the garbage collector.
         self.before_send = _send_nothing
+        self.sendq = -1  # nothing goes without asking it
 
 
 def _send_nothing(size: int, queued: int | None) -> bool:
