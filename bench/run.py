@@ -276,7 +276,8 @@ PAIRED = ("fanout", "connrate")
 
 
 def paired(measured: dict[str, list[dict] | str]) -> dict[str, dict]:
-    """tcpmsg's figure over each server's, within each round, then their median.
+    """tcpmsg's figure over each server's, within each round, then their median: both
+    scenarios count per second, so above 1 tcpmsg is ahead.
 
     This machine's speed drifts by a quarter over minutes; servers measured in the
     same round share the drift, so a ratio taken within a round is steadier than a

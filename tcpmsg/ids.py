@@ -17,17 +17,17 @@ class ClientIds:
         # Seeded from the OS once: SystemRandom read the OS for every id drawn.
         self._rng = rng or random.Random()
         self._taken: set[int] = set()
-        self._width(digits)
+        self._set_width(digits)
 
-    def _width(self, digits: int) -> None:
+    def _set_width(self, digits: int) -> None:
         # Every connection draws an id: the bounds are worked out once per width.
         self._digits = digits
         self._low, self._high = 10 ** (digits - 1), 10**digits
-        self._grow_at = (self._high - self._low) // 2
+        self._grow_at = (self._high - self._low + 1) // 2  # half of them, rounded up
 
     def allocate(self) -> int:
         while len(self._taken) >= self._grow_at:
-            self._width(self._digits + 1)
+            self._set_width(self._digits + 1)
         while True:
             candidate = self._rng.randrange(self._low, self._high)
             if candidate not in self._taken:

@@ -35,3 +35,18 @@ def test_a_taken_id_is_drawn_again_and_a_released_one_is_free():
     assert ids.allocate() == 50851
     ids.release(42424)
     assert ids.allocate() == 42424
+
+
+def test_reserved_ids_count_towards_growing_the_width():
+    ids = ClientIds(digits=2, rng=random.Random(3))
+    for client_id in range(10, 54):  # 44 of the 90 two-digit ids: under half
+        ids.reserve(client_id)
+    assert 54 <= ids.allocate() <= 99  # the 45th: half are taken now
+    assert 100 <= ids.allocate() <= 999
+
+
+def test_one_digit_ids_grow_once_five_of_the_nine_are_taken():
+    ids = ClientIds(digits=1, rng=random.Random(4))
+    drawn = [ids.allocate() for _ in range(6)]
+    assert all(1 <= i <= 9 for i in drawn[:5])
+    assert 10 <= drawn[5] <= 99

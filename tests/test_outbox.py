@@ -80,7 +80,7 @@ def test_lines_owed_while_held_go_out_together_on_release_with_no_call_at_turns_
     assert transport.writes[-1] == b"later\n"
 
 
-def test_every_byte_is_shown_to_the_send_queue_which_may_refuse():
+def test_for_a_transport_not_plain_tcp_every_byte_is_shown_to_the_send_queue():
     clock = Clock()
     writer = TurnWriter(clock)
     refused = CountingTransport()
@@ -237,21 +237,43 @@ def test_send_goes_at_once_when_nothing_waits_and_after_what_waits_otherwise():
     assert seen == [4, 14]
 
 
+def shown_outbox(transport: object, cap: int) -> tuple[Outbox, list[tuple[int, int | None]]]:
+    """An outbox whose send queue refuses whatever it is shown, and says what it was shown."""
+    shown: list[tuple[int, int | None]] = []
+    return Outbox(
+        transport, TurnWriter(Clock()), lambda *asked: shown.append(asked) or False, cap
+    ), shown
+
+
 @pytest_twisted.ensureDeferred
 async def test_with_nothing_queued_only_a_chunk_over_the_cap_is_shown_to_the_send_queue():
     async with tcp_pair() as (server, client):
-        shown: list[int] = []
-        outbox = Outbox(
-            server.transport,
-            TurnWriter(Clock()),
-            lambda size, queued: shown.append(size) or False,
-            8,
-        )
-        outbox.send(b"short\n")  # under the cap, nothing queued: straight out, asking no one
-        outbox.send(b"far too long\n")  # over it: shown, and refused
-        assert shown == [13]
-        outbox.forget()
-        outbox.send(b"late\n")  # a forgotten outbox sends nothing, however short
+        outbox, shown = shown_outbox(server.transport, 6)
+        outbox.send(b"short\n")  # at most the cap, nothing queued: straight out, asking no one
+        outbox.send(b"too long\n")  # over it: shown, and refused
+        assert shown == [(9, 0)]
         server.transport.write(b"end\n")
         client.expected = len(b"short\nend\n")
         assert await client.enough == b"short\nend\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_with_bytes_queued_even_a_short_chunk_is_shown_to_the_send_queue():
+    async with tcp_pair() as (server, client):
+        outbox, shown = shown_outbox(server.transport, 100)
+        server.transport.write(b"queued\n")
+        outbox.send(b"short\n")
+        assert shown == [(6, 7)]
+        client.expected = len(b"queued\n")
+        assert await client.enough == b"queued\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_forgotten_outbox_sends_nothing_however_short():
+    async with tcp_pair() as (server, client):
+        outbox, _ = shown_outbox(server.transport, 100)
+        outbox.forget()
+        outbox.send(b"late\n")
+        server.transport.write(b"end\n")
+        client.expected = len(b"end\n")
+        assert await client.enough == b"end\n"

@@ -192,7 +192,10 @@ class ClientConnection(LineReceiver, Keepalive):
             self._may_send(0, queued_bytes(self.transport))
 
     def _may_send(self, size: int, queued: int | None) -> bool:
-        """Whether ``size`` more bytes fit the client's send queue; if not, cut it."""
+        """Whether ``size`` more bytes fit the client's send queue; if not, cut it.
+
+        The outbox does not ask when the answer cannot be no: nothing queued, nothing
+        held, and ``size`` at most the cap (``Outbox._out``)."""
         if queued is None:
             if self._paused:
                 self._owed += size

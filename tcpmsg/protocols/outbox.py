@@ -90,9 +90,9 @@ class Outbox:
     non-empty may append to it directly: the fan-out's fast path. ``before_send``
     is shown every byte that could take the connection past its send queue's
     cap (``sendq``) before it goes, with what Twisted holds queued (None if not
-    plain TCP), and may refuse. Bytes that cannot are not shown: a chunk under
-    the cap, for a plain TCP connection Twisted holds nothing for. That is a
-    channel line, for each member, every turn.
+    plain TCP), and may refuse. Bytes that cannot are not shown: a chunk of at
+    most the cap, for a plain TCP connection Twisted holds nothing for. A
+    channel line, for each member every turn, is almost always such a chunk.
 
     While the connection's own read is handled (``hold`` to ``release``), what it
     is owed goes out when the read ends: the replies to a read need no call at
