@@ -14,7 +14,6 @@ each run shows how far tcpmsg's own work sets it from Twisted's floor.
 from __future__ import annotations
 
 import sys
-from contextlib import suppress
 
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory
@@ -30,13 +29,17 @@ def flush() -> None:
     turn = list(owed.items())
     owed.clear()
     for member, lines in turn:
-        data, transport = b"".join(lines), member.transport
+        data = lines[0] if len(lines) == 1 else b"".join(lines)
+        transport = member.transport
+        sent = 0
         if not transport.dataBuffer and not transport._tempDataLen:
-            # Full, or broken: what is left goes to Twisted's write, which finds out.
-            with suppress(OSError):
-                data = data[transport.socket.send(data) :]
-        if data:
-            transport.write(data)
+            # try/except, not contextlib.suppress: no context manager per member per turn.
+            try:
+                sent = transport.socket.send(data)
+            except OSError:
+                sent = 0  # full, or broken: Twisted's write finds out which
+        if sent < len(data):
+            transport.write(data[sent:])
 
 
 class Relay(LineReceiver):
@@ -57,7 +60,11 @@ class Relay(LineReceiver):
                 reactor.callLater(0, flush)
             for member in members:
                 if member is not self:
-                    owed.setdefault(member, []).append(said)
+                    lines = owed.get(member)
+                    if lines is None:
+                        owed[member] = [said]
+                    else:
+                        lines.append(said)
         elif b'"hello"' in line:
             self.transport.write(b'{"reply":"hello"}\n')
         elif b'"create"' in line:
