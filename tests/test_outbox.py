@@ -245,6 +245,13 @@ def shown_outbox(transport: object, cap: int) -> tuple[Outbox, list[tuple[int, i
     ), shown
 
 
+async def through_a_marker(server: Ending, client: ClientEnding, expected: bytes) -> bytes:
+    """What the client receives, as long as ``expected``, up to a line Twisted writes last."""
+    server.transport.write(b"end\n")
+    client.expected = len(expected + b"end\n")
+    return await client.enough
+
+
 @pytest_twisted.ensureDeferred
 async def test_with_nothing_queued_only_a_chunk_over_the_cap_is_shown_to_the_send_queue():
     async with tcp_pair() as (server, client):
@@ -252,9 +259,7 @@ async def test_with_nothing_queued_only_a_chunk_over_the_cap_is_shown_to_the_sen
         outbox.send(b"short\n")  # at most the cap, nothing queued: straight out, asking no one
         outbox.send(b"too long\n")  # over it: shown, and refused
         assert shown == [(9, 0)]
-        server.transport.write(b"end\n")
-        client.expected = len(b"short\nend\n")
-        assert await client.enough == b"short\nend\n"
+        assert await through_a_marker(server, client, b"short\n") == b"short\nend\n"
 
 
 @pytest_twisted.ensureDeferred
@@ -262,10 +267,9 @@ async def test_with_bytes_queued_even_a_short_chunk_is_shown_to_the_send_queue()
     async with tcp_pair() as (server, client):
         outbox, shown = shown_outbox(server.transport, 100)
         server.transport.write(b"queued\n")
-        outbox.send(b"short\n")
+        outbox.send(b"short\n")  # shown, and refused
         assert shown == [(6, 7)]
-        client.expected = len(b"queued\n")
-        assert await client.enough == b"queued\n"
+        assert await through_a_marker(server, client, b"queued\n") == b"queued\nend\n"
 
 
 @pytest_twisted.ensureDeferred
@@ -274,6 +278,4 @@ async def test_a_forgotten_outbox_sends_nothing_however_short():
         outbox, _ = shown_outbox(server.transport, 100)
         outbox.forget()
         outbox.send(b"late\n")
-        server.transport.write(b"end\n")
-        client.expected = len(b"end\n")
-        assert await client.enough == b"end\n"
+        assert await through_a_marker(server, client, b"") == b"end\n"
