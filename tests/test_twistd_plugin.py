@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import select
 import signal
 import socket
 import subprocess
@@ -142,18 +144,29 @@ def test_a_port_in_use_stops_the_server_in_one_line(tmp_path, launcher):
     else:
         command = [str(BIN / "twistd"), f"--pidfile={pidfile}"]
         command += ["-n"] if foreground else [f"--logfile={logfile}"]
+    # A daemon's launcher exits once the daemon reports its failure, before the daemon
+    # removes its pidfile and logs why. The daemon inherits this pipe's writing end:
+    # the pipe's end of file is the daemon's exit.
+    gone, holder = os.pipe()
     try:
         # The default SQLite store: its writer thread once kept such a process alive,
         # and a daemon's launcher waited for good on a start that failed.
-        ran = subprocess.run(
-            [*command, "tcpmsg", "--port", f"tcp:{port}:interface=127.0.0.1"],
-            capture_output=True,
-            text=True,
-            timeout=PATIENCE,
-            cwd=tmp_path,
-        )
+        try:
+            ran = subprocess.run(
+                [*command, "tcpmsg", "--port", f"tcp:{port}:interface=127.0.0.1"],
+                capture_output=True,
+                text=True,
+                timeout=PATIENCE,
+                cwd=tmp_path,
+                pass_fds=(holder,),
+            )
+        finally:
+            os.close(holder)
+        assert select.select([gone], [], [], PATIENCE)[0], "the daemon did not exit"
+        assert os.read(gone, 1) == b""
     finally:
         taken.close()
+        os.close(gone)
     assert ran.returncode == 1
     output = ran.stdout + ran.stderr + (logfile.read_text() if logfile.exists() else "")
     in_use = f"tcpmsg: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
