@@ -190,8 +190,19 @@ def _listening() -> Iterator[None]:
     the traceback would say no more."""
     try:
         yield
-    except (CannotListenError, OverflowError, OSError) as error:
+    except CannotListenError as error:
+        raise CannotStart(f"tcpmsg: {_cannot_listen(error)}") from None
+    except (OverflowError, OSError) as error:
         raise CannotStart(f"tcpmsg: {error}") from None
+
+
+def _cannot_listen(error: CannotListenError) -> str:
+    """Why, short: a daemon's launcher shows at most 100 bytes of it, class name and all
+    ("1 tcpmsg.twistd_plugin.CannotStart: " takes 36), and Twisted's own wording
+    ("Couldn't listen on ...: [Errno 98] Address already in use.") was cut mid-word."""
+    where = f"{error.interface}:{error.port}" if error.interface else f"port {error.port}"
+    reason = getattr(error.socketError, "strerror", None) or error.socketError
+    return f"cannot listen on {where}: {reason}"
 
 
 def settle_garbage_collector() -> None:

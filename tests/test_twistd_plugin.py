@@ -169,8 +169,13 @@ def test_a_port_in_use_stops_the_server_in_one_line(tmp_path, launcher):
         os.close(gone)
     assert ran.returncode == 1
     output = ran.stdout + ran.stderr + (logfile.read_text() if logfile.exists() else "")
-    in_use = f"tcpmsg: Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
+    in_use = f"tcpmsg: cannot listen on 127.0.0.1:{port}: Address already in use"
     assert in_use in output
+    if not foreground:
+        # The daemon's launcher shows what the daemon reported, which Twisted cuts to
+        # 100 bytes: the whole line still fits.
+        reported = ran.stderr.splitlines()[0]  # An error has occurred: b'...'
+        assert reported.rstrip("'\"").endswith(in_use), reported
     assert not pidfile.exists()
     if foreground:
         assert "Traceback" not in output
