@@ -239,6 +239,18 @@ def test_option_2_shows_the_servers_refusal_in_words(session):
     assert session.screen.take()[2:4] == ["Error: no user 'ghost' is connected", MENU_LINES[0]]
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("", "the text is empty"), ("x" * 4001, "a text is at most 4000 characters")],
+)
+def test_option_2_refuses_a_text_the_server_would_refuse_before_asking_for_the_recipient(
+    session, text, why
+):
+    session.type("2", text)
+    assert session.screen.take() == ["Enter your message:", f"Error: {why}", *MENU_LINES]
+    assert session.server.transport.value() == b""
+
+
 def test_option_3_lists_messages_in_local_time_or_says_there_are_none(session):
     session.type("3")
     messages = [
@@ -545,6 +557,14 @@ def test_after_a_wrong_password_nothing_asks_for_another_name():
     assert session.server.request() == {"op": "hello", "id": 3, "name": "Nina2", "version": 1}
 
 
+def test_nothing_for_the_password_of_a_registered_name_asks_for_another_name():
+    session = Session(host="localhost", port=8008, name="Nina")
+    session.server.refuse("password_required", "Nina is registered: give its password")
+    session.type("", "Nina2")
+    assert session.server.request() == {"op": "hello", "id": 2, "name": "Nina2", "version": 1}
+    assert session.screen.take()[-2:] == ["Password:", "Your id key (i.e your name):"]
+
+
 def test_waiting_messages_are_counted_at_login():
     session = Session(host="localhost", port=8008, name="Nina")
     reply = {"client_id": 1, "name": "Nina", "version": 1, "menu": MENU_DATA, "unread": 3}
@@ -566,6 +586,15 @@ def test_option_7_registers_after_the_password_is_typed_twice(session):
     assert session.screen.take()[2] == (
         "The name Nina is yours: from now on it takes this password, and keeps client id 50851."
     )
+
+
+def test_option_7_once_registered_says_so_without_asking_for_a_password():
+    session = Session(host="localhost", port=8008, name="Nina")
+    session.server.answer(client_id=50851, name="Nina", version=1, menu=MENU_DATA, registered=True)
+    session.screen.take()
+    session.type("7")
+    assert session.screen.take() == ["Error: Nina is registered already", *MENU_LINES]
+    assert session.server.transport.value() == b""
 
 
 def test_joining_shows_the_earlier_lines_marked_as_earlier(session):

@@ -16,15 +16,17 @@ from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionClosed
 from twisted.python.failure import Failure
 
+from tcpmsg.errors import TcpmsgError
 from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
-from tcpmsg.rules import looks_like_client_id
+from tcpmsg.rules import check_text, looks_like_client_id
 
 # Refusals of hello that another name can mend; any other ends the session.
-_ANOTHER_NAME_MAY_DO = frozenset({"name_taken", "bad_name", "bad_password"})
+_ANOTHER_NAME_MAY_DO = frozenset({"name_taken", "bad_name", "bad_password", "password_required"})
 MENU_PROMPT = "Your option <enter a number>: "
 NAME_PROMPT = "Your id key (i.e your name): "
 PASSWORD_PROMPT = "Password: "
 RETRY_PASSWORD_PROMPT = "Password (or nothing, for another name): "
+_PASSWORD_PROMPTS = {"password_required": PASSWORD_PROMPT, "bad_password": RETRY_PASSWORD_PROMPT}
 EARLIER_LINES = 20
 
 
@@ -236,15 +238,14 @@ class Console:
             except ServerError as error:
                 if not connected:
                     connected = self._say_connected(host, port)
-                if error.code == "password_required":
-                    password = {"password": await self.ask(PASSWORD_PROMPT, secret=True)}
-                    continue
-                self.screen.show(error.message)
+                if error.code != "password_required":
+                    self.screen.show(error.message)
                 if error.code not in _ANOTHER_NAME_MAY_DO:
                     raise CannotConnect() from error
-                if error.code == "bad_password":
-                    # Most likely a typo: the password again, or nothing for another name.
-                    typed = await self.ask(RETRY_PASSWORD_PROMPT, secret=True)
+                if error.code in _PASSWORD_PROMPTS:
+                    # A registered name: its password (again, after a typo), or nothing
+                    # for another name; an empty password would only count as a guess.
+                    typed = await self.ask(_PASSWORD_PROMPTS[error.code], secret=True)
                     if typed:
                         password = {"password": typed}
                         continue
@@ -344,6 +345,11 @@ class Console:
 
     async def option_send(self) -> None:
         text = await self.ask("Enter your message: ")
+        try:
+            check_text(text)  # before the recipient is asked for, not after
+        except TcpmsgError as error:
+            self.screen.show(f"Error: {error.message}")
+            return
         recipient = (await self.ask("Enter recipient id: ")).strip()
         to: int | str = int(recipient) if looks_like_client_id(recipient) else recipient
         if await self._call("send", to=to, text=text) is not None:
@@ -401,6 +407,9 @@ class Console:
         await self._chat(reply["channel"], owner)
 
     async def option_register(self) -> None:
+        if self.registered:
+            self.screen.show(f"Error: {self.name} is registered already")
+            return
         password = await self.ask("Choose a password: ", secret=True)
         if password != await self.ask("Repeat the password: ", secret=True):
             self.screen.show("The passwords differ; nothing was registered.")
