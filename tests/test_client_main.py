@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 import pty
 import select
+import subprocess
+import sys
 import termios
 
 import pytest
@@ -34,6 +36,26 @@ def test_nothing_given_means_everything_is_asked():
 def test_a_port_outside_1_to_65535_is_refused_and_told_what_a_port_is(port):
     with pytest.raises(UsageError, match="a port is a number from 1 to 65535"):
         parse("--port", port)
+
+
+def test_a_ca_file_that_cannot_be_used_is_refused_with_the_command_line(tmp_path):
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    with pytest.raises(UsageError, match=r"^--ca .*missing.pem: No such file or directory$"):
+        parse("--tls", "--ca", str(tmp_path / "missing.pem"))
+    with pytest.raises(UsageError, match=r"^--ca .*junk.pem: not a PEM certificate$"):
+        parse("--tls", "--ca", str(junk))
+
+
+def test_without_tls_the_client_needs_no_tls_library():
+    # pyOpenSSL is Twisted's optional extra (bin/tcpmsg-client runs with a bare Twisted):
+    # here it cannot be imported, as if it were not installed.
+    code = "import sys; sys.modules['OpenSSL'] = None; from tcpmsg.client.main import run; run()"
+    ran = subprocess.run(
+        [sys.executable, "-c", code, "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert (ran.returncode, ran.stderr) == (0, "")
+    assert ran.stdout.startswith("tcpmsg-client ")
 
 
 def test_leaving_keystroke_mode_restores_the_terminal_and_drops_unread_keys():

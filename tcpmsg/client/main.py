@@ -15,7 +15,6 @@ from twisted.conch.insults.insults import ServerProtocol as TerminalProtocol
 from twisted.internet import stdio
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import HostnameEndpoint, connectProtocol, wrapClientTLS
-from twisted.internet.ssl import Certificate, optionsForClientTLS, platformTrust
 from twisted.internet.task import react
 from twisted.python import usage
 
@@ -51,6 +50,8 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if self["ca"] and not self["tls"]:
             raise usage.UsageError("--ca goes with --tls")
+        # Read now: a CA that cannot be used is a mistake in the command line.
+        self["trust"] = read_ca(self["ca"]) if self["ca"] else None
 
     def opt_version(self) -> None:
         """Print tcpmsg's version and exit."""
@@ -58,14 +59,30 @@ class Options(usage.Options):
         raise SystemExit(0)
 
 
+def read_ca(path: str) -> Any:
+    """The CA certificate a TLS server is checked against, or why it cannot be used."""
+    # TLS is imported when asked for: plain TCP needs no pyOpenSSL.
+    from OpenSSL.crypto import Error as NotCertificate
+    from twisted.internet.ssl import Certificate
+
+    try:
+        return Certificate.loadPEM(Path(path).read_bytes())
+    except OSError as error:
+        raise usage.UsageError(f"--ca {path}: {error.strerror}") from None
+    except NotCertificate:
+        raise usage.UsageError(f"--ca {path}: not a PEM certificate") from None
+
+
 def connect(
-    reactor: Any, tls: bool, ca: str | None, host: str, port: int, listener: Listener
+    reactor: Any, tls: bool, trust: Any, host: str, port: int, listener: Listener
 ) -> Deferred[ClientProtocol]:
-    """TCP, or TLS checked against ``ca`` (or the system's trusted CAs) for ``host``."""
+    """TCP, or TLS checked against ``trust`` (else the system's trusted CAs) for ``host``."""
     endpoint = HostnameEndpoint(reactor, host, port)
     if tls:
-        trust = Certificate.loadPEM(Path(ca).read_bytes()) if ca else platformTrust()
-        endpoint = wrapClientTLS(optionsForClientTLS(host, trustRoot=trust), endpoint)
+        from twisted.internet.ssl import optionsForClientTLS, platformTrust
+
+        checked = optionsForClientTLS(host, trustRoot=trust or platformTrust())
+        endpoint = wrapClientTLS(checked, endpoint)
     return connectProtocol(endpoint, ClientProtocol(listener, reactor))
 
 
@@ -89,7 +106,7 @@ async def main(reactor: Any, options: Options, on_terminal: bool) -> None:
     screen = TerminalScreen() if on_terminal else PipeScreen()
     console = Console(
         screen,
-        partial(connect, reactor, options["tls"], options["ca"]),
+        partial(connect, reactor, options["tls"], options["trust"]),
         options["host"],
         options["port"],
         options["name"],
