@@ -154,6 +154,13 @@ def test_undecodable_lines(line, error):
         wire.decode_request(line)
 
 
+@pytest.mark.parametrize("request_id", [b"1.5", b"true", b'"' + b"x" * 65 + b'"'])
+def test_an_id_that_is_not_a_whole_number_or_a_short_string_is_told_what_it_must_be(request_id):
+    expected = "'id' must be a whole number or a string of at most 64 characters"
+    with pytest.raises(BadRequest, match=f"^{expected}$"):
+        wire.decode_request(b'{"op":"ping","id":' + request_id + b"}")
+
+
 def test_a_number_too_long_for_an_int_is_refused_for_what_it_is():
     with pytest.raises(wire.BadJson, match="digits"):
         wire.decode_request(b'{"op":"ping","id":' + b"9" * 5000 + b"}")

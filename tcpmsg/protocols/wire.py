@@ -92,7 +92,9 @@ def decode_request(line: bytes) -> Request:
         raise BadRequest("a request must be a JSON object")
     request_id = payload.get("id")
     if request_id is not None and not _valid_id(request_id):
-        raise BadRequest(f"'id' must be a number or a string of at most {MAX_ID_LENGTH} characters")
+        raise BadRequest(
+            f"'id' must be a whole number or a string of at most {MAX_ID_LENGTH} characters"
+        )
     return Request(payload.get("op"), request_id, payload)
 
 
