@@ -147,11 +147,21 @@ def test_request_fields_are_type_checked():
         (b"{", wire.BadJson),
         (b"[]", BadRequest),
         (b'{"id": {}}', BadRequest),
+        # Python's json reads these; they are not JSON.
+        (b'{"op":"ping","x":NaN}', wire.BadJson),
+        (b'{"op":"ping","x":-Infinity}', wire.BadJson),
+        # A lone surrogate deep inside: found without running out of stack.
+        (b'{"op":"ping","x":' + b"[" * 900 + b'"\\ud800"' + b"]" * 900 + b"}", wire.BadEncoding),
     ],
 )
 def test_undecodable_lines(line, error):
     with pytest.raises(error):
         wire.decode_request(line)
+
+
+def test_json_nested_deeper_than_the_server_reads_is_refused_for_that():
+    with pytest.raises(wire.BadJson, match="nests JSON deeper"):
+        wire.decode_request(b'{"op":"ping","x":' + b"[" * 5000 + b"]" * 5000 + b"}")
 
 
 @pytest.mark.parametrize("request_id", [b"1.5", b"true", b'"' + b"x" * 65 + b'"'])

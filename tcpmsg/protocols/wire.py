@@ -81,7 +81,9 @@ def decode_request(line: bytes) -> Request:
         raise BadEncoding("a line must be valid UTF-8") from None
     try:
         payload = parse_json(text)
-    except (ValueError, RecursionError) as error:
+    except RecursionError:
+        raise BadJson("a line nests JSON deeper than the server reads") from None
+    except ValueError as error:
         if "integer string conversion" in str(error):
             # Valid JSON, past the digits Python turns into an int (RFC 8259 allows limits).
             raise BadJson(f"a number is at most {_MAX_DIGITS} digits long") from None
@@ -98,7 +100,12 @@ def decode_request(line: bytes) -> Request:
     return Request(payload.get("op"), request_id, payload)
 
 
-_scan_value = json.JSONDecoder().scan_once
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+# NaN and Infinity are Python's extension to JSON, not JSON.
+_scan_value = json.JSONDecoder(parse_constant=_not_json).scan_once
 _MAX_DIGITS = sys.get_int_max_str_digits()
 
 
@@ -119,16 +126,21 @@ _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _has_lone_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_lone_surrogate(v) for v in value)
+    """Walked with a list, not by recursion: a line may nest as deep as the scanner reads,
+    deeper than Python's stack takes from here."""
+    pending = [value]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(value, dict):
+            pending += value.keys()
+            pending += value.values()
+        elif isinstance(value, list):
+            pending += value
     return False
 
 
