@@ -237,6 +237,9 @@ class Hub:
             if channel.owner.id == user.id:
                 channel.kept = True
                 self._store.save_channel(StoredChannel(channel.name, channel.owner))
+                # A kept channel comes back with its history: what was said before, too.
+                for said in channel.history:
+                    self._store.record_said(said)
         return account
 
     def _add_account(self, account: Account) -> None:

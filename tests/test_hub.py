@@ -325,12 +325,17 @@ def test_a_registered_owners_channel_outlives_its_owner(hub, store):
     assert store.channels == {}
 
 
-def test_registering_keeps_the_channels_one_owns(hub, store):
-    [jose] = join_all(hub, "Jose")
+def test_registering_keeps_the_channels_one_owns_with_what_was_said_in_them(hub, store):
+    jose, nina = join_all(hub, "Jose", "Nina")
     hub.create_channel(jose, "mine")
+    hub.join(nina, "mine")
+    hub.say(jose, "mine", "before")
+    hub.say(nina, "mine", "also before")
     now(hub.register(jose, "secret-1"))
+    hub.say(jose, "mine", "after")
     assert hub.channel("mine").kept
     assert "mine" in store.channels
+    assert [s.text for s in store.said] == ["before", "also before", "after"]
 
 
 def test_history_is_kept_to_its_limit_and_stored_for_kept_channels(clock):
