@@ -14,7 +14,7 @@ from tcpmsg import __version__
 from tcpmsg.menu import MENU
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Limits
-from tcpmsg.protocols.server import ServerFactory
+from tcpmsg.protocols.server import TEXT_BYTES, ServerFactory
 from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 from tests.conftest import GatedStore, LineClient, gated
 
@@ -176,6 +176,29 @@ def test_a_joiners_first_page_of_members_leaves_room_for_the_history(hub, clock)
     assert [len(reply["history"]), reply["next"]] == [1, len(reply["members"])]
     assert len(json.dumps(reply, ensure_ascii=False).encode()) < 32 * 1024
     assert not crowd[0].closed
+
+
+def test_an_inbox_page_on_its_way_from_the_store_keeps_its_room_from_a_join_after_it(clock):
+    sendq = 256 * 1024
+    factory, store = gated(clock, Limits(sendq=sendq, burst=100))
+    # Pages are sized for texts at their worst, whatever the texts are.
+    jose, nina = jose_and_nina(factory, *["x" * MAX_TEXT_LENGTH] * 10)
+    jose.send("create", channel="hall")
+    for _ in range(10):
+        jose.send("say", channel="hall", text="x" * MAX_TEXT_LENGTH)
+    store.close_gate()
+    replies = nina.feed(
+        b'{"op":"inbox","id":1}\n{"op":"join","id":2,"channel":"hall","history":100}\n'
+    )
+    [join] = [r for r in replies if r.get("id") == 2]
+    # The inbox's page is 8 texts at their worst (half the send queue); the join's
+    # history gets half of what that leaves, 4, not 8: together they fit.
+    assert len(join["history"]) == 4
+    store.gate.callback(None)
+    [inbox] = [r for r in nina.lines() if r.get("id") == 1]
+    assert len(inbox["messages"]) == 8
+    assert sendq >= (8 + 4) * TEXT_BYTES
+    assert not nina.closed
 
 
 def test_next_is_zero_or_more_and_past_the_end_gives_an_empty_last_page(connect):

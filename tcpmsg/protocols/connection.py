@@ -89,6 +89,7 @@ class ClientConnection(LineReceiver, Keepalive):
         "_shutting_down",
         "outbox",
         "peer",
+        "reserved",
     )
 
     def __init__(self) -> None:
@@ -103,6 +104,8 @@ class ClientConnection(LineReceiver, Keepalive):
         self._last_line: bytes | None = None
         self._heard_at = 0.0
         self._pinged_at: float | None = None
+        # Bytes a reply still being made may take (an inbox page read from the store).
+        self.reserved = 0
         # The keys LineReceiver sets at the first read, set before any other instance exists.
         self._buffer = b""
         self._busyReceiving = False
@@ -310,9 +313,10 @@ class ClientConnection(LineReceiver, Keepalive):
         return self.factory.clock.seconds()
 
     def room(self) -> int:
-        """How many more bytes the client's send queue takes now."""
+        """How many more bytes the client's send queue takes now, less what replies
+        still being made have reserved."""
         unread = self._unread(queued_bytes(self.transport))
-        return self.limits.sendq - unread - self.outbox.held()
+        return self.limits.sendq - unread - self.outbox.held() - self.reserved
 
     def _unread(self, queued: int | None) -> int:
         """Bytes sent that the client has not read: what Twisted holds for plain TCP;

@@ -387,8 +387,12 @@ class ServerProtocol(ClientConnection):
             # Pages taken at once would not see each other in the send queue.
             return {"messages": [], "remaining": await hub.count_messages(self.user)}
         self._reading_inbox = True
+        page = self._page()
+        # Held from the replies that come before this one is ready (the read's joins,
+        # say): together they could pass the send queue, and cut the client after its
+        # messages were taken from the store.
+        self.reserved += page * TEXT_BYTES
         try:
-            page = self._page()
             messages = await hub.take_messages(self.user, page) if page else []
             return {
                 "messages": [wire.private_message(m) for m in messages],
@@ -396,6 +400,7 @@ class ServerProtocol(ClientConnection):
             }
         finally:
             self._reading_inbox = False
+            self.reserved -= page * TEXT_BYTES
 
     def op_create(self, request: wire.Request) -> dict[str, Any]:
         channel = self.factory.hub.create_channel(self.user, request.string("channel"))
