@@ -38,7 +38,7 @@ T = TypeVar("T")
 DEFAULT_HISTORY = 100
 
 
-def _key(name: str) -> str:
+def name_key(name: str) -> str:
     """How a user or channel name is looked up: in NFC, case folded, so that "Zoë"
     typed composed or decomposed, in any case, is one name."""
     return unicodedata.normalize("NFC", name).casefold()
@@ -127,7 +127,7 @@ class Hub:
         user = self.connect_guest(name, session)
         if user is not None:
             return user
-        account = self._accounts[_key(name)]
+        account = self._accounts[name_key(name)]
         if password is None:
             raise errors.PasswordRequired(f"{account.name} is registered: give its password")
         if not await self._run_slow(verify_password, password, account.password_hash):
@@ -206,7 +206,7 @@ class Hub:
             who = int(who)
         if isinstance(who, int):
             return by_id.get(who)
-        return by_name.get(_key(who))
+        return by_name.get(name_key(who))
 
     # Accounts
 
@@ -316,7 +316,7 @@ class Hub:
         return list(self._channels.values())
 
     def channel(self, name: str) -> Channel:
-        channel = self._channels.get(_key(name))
+        channel = self._channels.get(name_key(name))
         if channel is None:
             raise errors.NoSuchChannel(f"there is no channel {name!r}")
         return channel

@@ -827,6 +827,18 @@ def test_wrong_passwords_slow_the_next_try(connect, clock):
     assert guesser.lines()[0]["registered"] is True
 
 
+def test_a_name_typed_decomposed_waits_for_the_guesses_at_it_typed_composed(connect, clock):
+    zoe = connect("Zo\u00eb", host="10.1.1.1")
+    register(zoe)
+    zoe.drop()
+    composed = connect(host="10.9.9.1")
+    assert composed.send("hello", name="Zo\u00eb", password="guess-1")[0]["error"] == "bad_password"
+    decomposed = connect(host="10.9.9.2")  # another address: only the name's count holds it
+    assert decomposed.send("hello", name="Zoe\u0308", password="guess-2") == []
+    clock.advance(1)
+    assert decomposed.lines()[0]["error"] == "bad_password"
+
+
 def test_guesses_sent_side_by_side_wait_as_guesses_in_a_row_do(connect, clock):
     nina = connect("Nina", host="10.1.1.1")
     register(nina)

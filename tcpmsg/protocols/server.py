@@ -23,7 +23,7 @@ from tcpmsg import __version__
 from tcpmsg.channels import Channel
 from tcpmsg.errors import BadPassword, BadRequest, TcpmsgError
 from tcpmsg.events import Event
-from tcpmsg.hub import Hub, User
+from tcpmsg.hub import Hub, User, name_key
 from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.connection import ClientConnection
@@ -267,7 +267,7 @@ class ServerProtocol(ClientConnection):
         if version != wire.PROTOCOL_VERSION:
             raise UnsupportedVersion(f"this server speaks version {wire.PROTOCOL_VERSION}")
         name, password = request.string("name"), request.optional_string("password")
-        keys = (name.casefold(), "address " + self._address)
+        keys = (name_key(name), "address " + self._address)
         # Only a password is a guess: a hello without one is not held back.
         delay = 0.0 if password is None else self.factory.login_throttle.delay(keys, self._now())
         if not delay:
