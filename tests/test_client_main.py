@@ -6,11 +6,14 @@ import select
 import subprocess
 import sys
 import termios
+from pathlib import Path
 
 import pytest
 from twisted.python.usage import UsageError
 
 from tcpmsg.client.main import Options, keystroke_mode
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def parse(*argv: str) -> Options:
@@ -47,15 +50,32 @@ def test_a_ca_file_that_cannot_be_used_is_refused_with_the_command_line(tmp_path
         parse("--tls", "--ca", str(junk))
 
 
-def test_without_tls_the_client_needs_no_tls_library():
-    # pyOpenSSL is Twisted's optional extra (bin/tcpmsg-client runs with a bare Twisted):
-    # here it cannot be imported, as if it were not installed.
+def without_pyopenssl(*argv: str) -> subprocess.CompletedProcess[str]:
+    """The client run from this checkout where pyOpenSSL, Twisted's optional extra,
+    cannot be imported, as if it were not installed (bin/tcpmsg-client, a bare Twisted)."""
     code = "import sys; sys.modules['OpenSSL'] = None; from tcpmsg.client.main import run; run()"
-    ran = subprocess.run(
-        [sys.executable, "-c", code, "--version"], capture_output=True, text=True, timeout=60
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        cwd=PROJECT,
     )
+
+
+def test_without_tls_the_client_needs_no_tls_library():
+    ran = without_pyopenssl("--version")
     assert (ran.returncode, ran.stderr) == (0, "")
     assert ran.stdout.startswith("tcpmsg-client ")
+
+
+@pytest.mark.parametrize("ca", [[], ["--ca", "ca.pem"]])
+def test_tls_without_its_library_is_a_usage_error_that_says_what_to_install(ca):
+    ran = without_pyopenssl("--tls", *ca, "--host", "localhost", "-p", "8443", "-n", "Nina")
+    assert ran.returncode == 2
+    first = ran.stderr.splitlines()[:1]
+    assert first == ["tcpmsg-client: --tls needs pyOpenSSL: pip install 'Twisted[tls]'"]
 
 
 def test_leaving_keystroke_mode_restores_the_terminal_and_drops_unread_keys():

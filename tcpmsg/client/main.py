@@ -50,6 +50,13 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if self["ca"] and not self["tls"]:
             raise usage.UsageError("--ca goes with --tls")
+        if self["tls"]:
+            try:
+                import twisted.internet.ssl  # noqa: F401 - only to know it can be
+            except ImportError:
+                raise usage.UsageError(
+                    "--tls needs pyOpenSSL: pip install 'Twisted[tls]'"
+                ) from None
         # Read now: a CA that cannot be used is a mistake in the command line.
         self["trust"] = read_ca(self["ca"]) if self["ca"] else None
 
@@ -81,7 +88,9 @@ def connect(
     if tls:
         from twisted.internet.ssl import optionsForClientTLS, platformTrust
 
-        checked = optionsForClientTLS(host, trustRoot=trust or platformTrust())
+        checked = optionsForClientTLS(
+            host, trustRoot=trust if trust is not None else platformTrust()
+        )
         endpoint = wrapClientTLS(checked, endpoint)
     return connectProtocol(endpoint, ClientProtocol(listener, reactor))
 
