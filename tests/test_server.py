@@ -14,7 +14,7 @@ from tcpmsg import __version__
 from tcpmsg.menu import MENU
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Limits
-from tcpmsg.protocols.server import TEXT_BYTES, ServerFactory
+from tcpmsg.protocols.server import ServerFactory
 from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
 from tests.conftest import GatedStore, LineClient, gated
 
@@ -178,26 +178,28 @@ def test_a_joiners_first_page_of_members_leaves_room_for_the_history(hub, clock)
     assert not crowd[0].closed
 
 
-def test_an_inbox_page_on_its_way_from_the_store_keeps_its_room_from_a_join_after_it(clock):
-    sendq = 256 * 1024
-    factory, store = gated(clock, Limits(sendq=sendq, burst=100))
-    # Pages are sized for texts at their worst, whatever the texts are.
-    jose, nina = jose_and_nina(factory, *["x" * MAX_TEXT_LENGTH] * 10)
-    jose.send("create", channel="hall")
-    for _ in range(10):
-        jose.send("say", channel="hall", text="x" * MAX_TEXT_LENGTH)
+def test_an_inbox_page_on_its_way_from_the_store_keeps_its_room_from_the_joins_after_it(clock):
+    limits = Limits(sendq=256 * 1024, burst=100, max_line=64 * 1024)
+    factory, store = gated(clock, limits)
+    worst = "\U0001f600" * MAX_TEXT_LENGTH  # four bytes a character: a text at its worst
+    jose, nina = jose_and_nina(factory, *[worst] * 10)
+    for channel in ("hall", "lobby"):
+        jose.send("create", channel=channel)
+        for _ in range(10):
+            jose.send("say", channel=channel, text=worst)
     store.close_gate()
+    nina.protocol.pauseProducing()  # Nina reads nothing: every byte sent counts
     replies = nina.feed(
-        b'{"op":"inbox","id":1}\n{"op":"join","id":2,"channel":"hall","history":100}\n'
+        b'{"op":"inbox","id":1}\n'
+        b'{"op":"join","id":2,"channel":"hall","history":100}\n'
+        b'{"op":"join","id":3,"channel":"lobby","history":100}\n'
     )
-    [join] = [r for r in replies if r.get("id") == 2]
-    # The inbox's page is 8 texts at their worst (half the send queue); the join's
-    # history gets half of what that leaves, 4, not 8: together they fit.
-    assert len(join["history"]) == 4
+    # The inbox's page is 8 texts (half the room), so the joins get half of what is
+    # left, and half of that: 4 and 2 lines, not 8 and 4.
+    assert [len(r["history"]) for r in replies] == [4, 2]
     store.gate.callback(None)
-    [inbox] = [r for r in nina.lines() if r.get("id") == 1]
+    [inbox] = nina.lines()
     assert len(inbox["messages"]) == 8
-    assert sendq >= (8 + 4) * TEXT_BYTES
     assert not nina.closed
 
 

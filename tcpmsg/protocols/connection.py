@@ -9,6 +9,8 @@ format writes a refusal, a ping and a shutdown notice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -86,10 +88,10 @@ class ClientConnection(LineReceiver, Keepalive):
         "_owed",
         "_paused",
         "_pinged_at",
+        "_reserved",
         "_shutting_down",
         "outbox",
         "peer",
-        "reserved",
     )
 
     def __init__(self) -> None:
@@ -104,8 +106,8 @@ class ClientConnection(LineReceiver, Keepalive):
         self._last_line: bytes | None = None
         self._heard_at = 0.0
         self._pinged_at: float | None = None
-        # Bytes a reply still being made may take (an inbox page read from the store).
-        self.reserved = 0
+        # Bytes a reply still being made may take (``reserving``).
+        self._reserved = 0
         # The keys LineReceiver sets at the first read, set before any other instance exists.
         self._buffer = b""
         self._busyReceiving = False
@@ -316,7 +318,17 @@ class ClientConnection(LineReceiver, Keepalive):
         """How many more bytes the client's send queue takes now, less what replies
         still being made have reserved."""
         unread = self._unread(queued_bytes(self.transport))
-        return self.limits.sendq - unread - self.outbox.held() - self.reserved
+        return self.limits.sendq - unread - self.outbox.held() - self._reserved
+
+    @contextmanager
+    def reserving(self, size: int) -> Iterator[None]:
+        """Hold ``size`` bytes of the room for a reply still being made (one that waits
+        for the store): replies made meanwhile are sized without them."""
+        self._reserved += size
+        try:
+            yield
+        finally:
+            self._reserved -= size
 
     def _unread(self, queued: int | None) -> int:
         """Bytes sent that the client has not read: what Twisted holds for plain TCP;

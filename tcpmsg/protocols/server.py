@@ -386,21 +386,20 @@ class ServerProtocol(ClientConnection):
         if self._reading_inbox:
             # Pages taken at once would not see each other in the send queue.
             return {"messages": [], "remaining": await hub.count_messages(self.user)}
-        self._reading_inbox = True
         page = self._page()
-        # Held from the replies that come before this one is ready (the read's joins,
-        # say): together they could pass the send queue, and cut the client after its
+        # Held from the replies made before this one is ready (the read's joins, say):
+        # together they could pass the send queue, and cut the client after its
         # messages were taken from the store.
-        self.reserved += page * TEXT_BYTES
-        try:
-            messages = await hub.take_messages(self.user, page) if page else []
-            return {
-                "messages": [wire.private_message(m) for m in messages],
-                "remaining": await hub.count_messages(self.user),
-            }
-        finally:
-            self._reading_inbox = False
-            self.reserved -= page * TEXT_BYTES
+        with self.reserving(page * TEXT_BYTES):
+            self._reading_inbox = True
+            try:
+                messages = await hub.take_messages(self.user, page) if page else []
+                return {
+                    "messages": [wire.private_message(m) for m in messages],
+                    "remaining": await hub.count_messages(self.user),
+                }
+            finally:
+                self._reading_inbox = False
 
     def op_create(self, request: wire.Request) -> dict[str, Any]:
         channel = self.factory.hub.create_channel(self.user, request.string("channel"))
