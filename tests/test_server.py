@@ -607,6 +607,19 @@ def test_bad_lines_get_an_error_and_the_connection_goes_on(connect, line, code):
     assert jose.send("ping") == [{"reply": "ping"}]
 
 
+@pytest.mark.parametrize("depth", [300, 600, 800, 990, 1500, 8000])
+def test_a_lone_surrogate_nested_as_deep_as_a_line_allows_is_refused_not_an_internal_error(
+    connect, depth
+):
+    # How deep Python's JSON reader goes depends on its version and its stack: the
+    # answer is bad_json or bad_encoding, never the server failing.
+    jose = connect("Jose")
+    line = b'{"op":"ping","x":' + b"[" * depth + b'"\\ud800"' + b"]" * depth + b"}\n"
+    [error] = jose.feed(line)
+    assert error["error"] in {"bad_json", "bad_encoding"}
+    assert jose.send("ping") == [{"reply": "ping"}]
+
+
 def test_an_unknown_op_echoes_the_request_id(connect):
     [error] = connect("Jose").send("fly", id="x1")
     assert error == {

@@ -105,6 +105,7 @@ def test_json_is_parsed_as_json_loads_parses_it(value, before, after):
 
 
 def _refuse_constant(constant: str) -> None:
+    # An oracle of its own, not wire's: json.loads as the server means to read.
     raise ValueError(f"{constant} is not JSON")
 
 
@@ -158,11 +159,6 @@ def test_request_fields_are_type_checked():
         (b"{", wire.BadJson),
         (b"[]", BadRequest),
         (b'{"id": {}}', BadRequest),
-        # Python's json reads these; they are not JSON.
-        (b'{"op":"ping","x":NaN}', wire.BadJson),
-        (b'{"op":"ping","x":-Infinity}', wire.BadJson),
-        # A lone surrogate deep inside: found without running out of stack.
-        (b'{"op":"ping","x":' + b"[" * 900 + b'"\\ud800"' + b"]" * 900 + b"}", wire.BadEncoding),
     ],
 )
 def test_undecodable_lines(line, error):
@@ -170,9 +166,10 @@ def test_undecodable_lines(line, error):
         wire.decode_request(line)
 
 
-def test_json_nested_deeper_than_the_server_reads_is_refused_for_that():
-    with pytest.raises(wire.BadJson, match="nests JSON deeper"):
-        wire.decode_request(b'{"op":"ping","x":' + b"[" * 5000 + b"]" * 5000 + b"}")
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_what_python_reads_and_json_has_not_is_refused_for_what_it_is(constant):
+    with pytest.raises(wire.BadJson, match=f"^{constant} is not JSON$"):
+        wire.decode_request(b'{"op":"ping","x":%s}' % constant.encode())
 
 
 @pytest.mark.parametrize("request_id", [b"1.5", b"true", b'"' + b"x" * 65 + b'"'])

@@ -83,6 +83,8 @@ def decode_request(line: bytes) -> Request:
         payload = parse_json(text)
     except RecursionError:
         raise BadJson("a line nests JSON deeper than the server reads") from None
+    except _NotJson as error:
+        raise BadJson(str(error)) from None
     except ValueError as error:
         if "integer string conversion" in str(error):
             # Valid JSON, past the digits Python turns into an int (RFC 8259 allows limits).
@@ -100,8 +102,12 @@ def decode_request(line: bytes) -> Request:
     return Request(payload.get("op"), request_id, payload)
 
 
+class _NotJson(ValueError):
+    """A value Python's JSON reader takes and JSON has not."""
+
+
 def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
+    raise _NotJson(f"{constant} is not JSON")
 
 
 # NaN and Infinity are Python's extension to JSON, not JSON.
