@@ -169,7 +169,7 @@ def test_a_registered_name_asks_its_password_unechoed_and_keeps_its_id(tmp_path)
         assert "hunter22" not in first.logfile_read.getvalue()
 
         again = on_terminal(*args)
-        again.expect_exact("Password:")
+        again.expect_exact("Password (or nothing, for another name):")
         again.sendline("hunter22")
         assert sign_in(again) == client_id
         assert finish(again) == 0

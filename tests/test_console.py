@@ -515,7 +515,7 @@ def test_a_registered_name_is_asked_its_password(session):
         "version": 1,
         "password": "secret-1",
     }
-    assert session.screen.take()[-1] == "Password:"
+    assert session.screen.take()[-1] == "Password (or nothing, for another name):"
 
 
 def wrong_password() -> Session:
@@ -562,7 +562,10 @@ def test_nothing_for_the_password_of_a_registered_name_asks_for_another_name():
     session.server.refuse("password_required", "Nina is registered: give its password")
     session.type("", "Nina2")
     assert session.server.request() == {"op": "hello", "id": 2, "name": "Nina2", "version": 1}
-    assert session.screen.take()[-2:] == ["Password:", "Your id key (i.e your name):"]
+    assert session.screen.take()[-2:] == [
+        "Password (or nothing, for another name):",
+        "Your id key (i.e your name):",
+    ]
 
 
 def test_waiting_messages_are_counted_at_login():

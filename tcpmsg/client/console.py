@@ -21,12 +21,11 @@ from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
 from tcpmsg.rules import check_text, looks_like_client_id
 
 # Refusals of hello that another name can mend; any other ends the session.
-_ANOTHER_NAME_MAY_DO = frozenset({"name_taken", "bad_name", "bad_password", "password_required"})
+_ASKS_FOR_THE_PASSWORD = frozenset({"password_required", "bad_password"})
+_ANOTHER_NAME_MAY_DO = frozenset({"name_taken", "bad_name", *_ASKS_FOR_THE_PASSWORD})
 MENU_PROMPT = "Your option <enter a number>: "
 NAME_PROMPT = "Your id key (i.e your name): "
-PASSWORD_PROMPT = "Password: "
-RETRY_PASSWORD_PROMPT = "Password (or nothing, for another name): "
-_PASSWORD_PROMPTS = {"password_required": PASSWORD_PROMPT, "bad_password": RETRY_PASSWORD_PROMPT}
+PASSWORD_PROMPT = "Password (or nothing, for another name): "
 EARLIER_LINES = 20
 
 
@@ -242,10 +241,10 @@ class Console:
                     self.screen.show(error.message)
                 if error.code not in _ANOTHER_NAME_MAY_DO:
                     raise CannotConnect() from error
-                if error.code in _PASSWORD_PROMPTS:
+                if error.code in _ASKS_FOR_THE_PASSWORD:
                     # A registered name: its password (again, after a typo), or nothing
                     # for another name; an empty password would only count as a guess.
-                    typed = await self.ask(_PASSWORD_PROMPTS[error.code], secret=True)
+                    typed = await self.ask(PASSWORD_PROMPT, secret=True)
                     if typed:
                         password = {"password": typed}
                         continue
