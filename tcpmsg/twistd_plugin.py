@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -199,8 +200,17 @@ def _listening() -> Iterator[None]:
 def _cannot_listen(error: CannotListenError) -> str:
     """Why, short: a daemon's launcher shows at most 100 bytes of it, class name and all
     ("1 tcpmsg.twistd_plugin.CannotStart: " takes 36), and Twisted's own wording
-    ("Couldn't listen on ...: [Errno 98] Address already in use.") was cut mid-word."""
-    where = f"{error.interface}:{error.port}" if error.interface else f"port {error.port}"
+    ("Couldn't listen on ...: [Errno 98] Address already in use.") was cut mid-word.
+    TCP on IPv4 fits whole; a long path or IPv6 address may still be cut there."""
+    port, interface = error.port, error.interface
+    if not isinstance(port, int):
+        where = "path " + os.fsdecode(port)  # a UNIX socket's
+    elif not interface:
+        where = f"port {port}"
+    elif ":" in interface:
+        where = f"[{interface}]:{port}"
+    else:
+        where = f"{interface}:{port}"
     reason = getattr(error.socketError, "strerror", None) or error.socketError
     return f"cannot listen on {where}: {reason}"
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import gc
 import os
 import select
@@ -12,6 +13,7 @@ import pytest_twisted
 from twisted.application.service import IServiceMaker
 from twisted.copyright import version as twisted_version
 from twisted.internet import reactor
+from twisted.internet.error import CannotListenError
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
@@ -174,11 +176,27 @@ def test_a_port_in_use_stops_the_server_in_one_line(tmp_path, launcher):
     if not foreground:
         # The daemon's launcher shows what the daemon reported, which Twisted cuts to
         # 100 bytes: the whole line still fits.
-        reported = ran.stderr.splitlines()[0]  # An error has occurred: b'...'
+        reported = (ran.stderr.splitlines() or [""])[0]  # An error has occurred: b'...'
         assert reported.rstrip("'\"").endswith(in_use), reported
     assert not pidfile.exists()
     if foreground:
         assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("interface", "port", "where"),
+    [
+        ("", 8008, "port 8008"),
+        ("127.0.0.1", 8008, "127.0.0.1:8008"),
+        ("::1", 8008, "[::1]:8008"),
+        (None, b"/run/tcpmsg.sock", "path /run/tcpmsg.sock"),
+    ],
+)
+def test_a_listening_failure_says_where_in_one_short_line(interface, port, where):
+    in_use = OSError(errno.EADDRINUSE, "Address already in use")
+    with pytest.raises(twistd_plugin.CannotStart) as stopped, twistd_plugin._listening():
+        raise CannotListenError(interface, port, in_use)
+    assert str(stopped.value) == f"tcpmsg: cannot listen on {where}: Address already in use"
 
 
 def test_a_port_out_of_range_is_refused_without_a_traceback(tmp_path):
