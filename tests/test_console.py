@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from tcpmsg.client.console import MENU_PROMPT, Console
+from tcpmsg.client.console import MENU_PROMPT, QUIT_GRACE, Console
 from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols.client import ClientProtocol
 
@@ -47,6 +47,7 @@ class TranscriptScreen:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.dropped = 0  # half-typed lines dropped
 
     def show(self, text: str, notice: bool = False) -> None:
         self.lines.append(text)
@@ -54,6 +55,9 @@ class TranscriptScreen:
     def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
         if not quiet:
             self.lines.append(text.rstrip())
+
+    def drop_input(self) -> None:
+        self.dropped += 1
 
     def take(self) -> list[str]:
         lines, self.lines = self.lines, []
@@ -101,7 +105,10 @@ class Session:
     def __init__(self, **options: Any) -> None:
         self.screen = TranscriptScreen()
         self.server = FakeServer()
-        self.console = Console(self.screen, self.server.connect, tz=UTC, **options)
+        self.clock = Clock()
+        self.console = Console(
+            self.screen, self.server.connect, tz=UTC, clock=self.clock, **options
+        )
         self.done = Deferred.fromCoroutine(self.console.run())
 
     def type(self, *lines: str) -> None:
@@ -487,6 +494,42 @@ def test_ctrl_c_while_the_server_is_awaited_still_disconnects_cleanly(session):
     assert session.done.result == 0
 
 
+def test_a_quit_the_server_does_not_answer_ends_the_session_after_a_grace_with_1(session):
+    session.type("1")
+    session.console.interrupt()  # the server has stopped answering: so has the users list
+    assert [r["op"] for r in session.server.requests()] == ["users", "quit"]
+    session.clock.advance(QUIT_GRACE - 0.1)
+    assert not session.done.called
+    session.clock.advance(0.1)
+    assert session.screen.take()[-1] == (
+        "The server did not answer; disconnected without its goodbye."
+    )
+    assert session.server.transport.disconnecting
+    assert session.done.result == 1
+
+
+@pytest.mark.parametrize("quit_by", ["ctrl-c", "option 6"])
+def test_ctrl_c_again_while_the_quit_waits_goes_at_once(session, quit_by):
+    if quit_by == "ctrl-c":
+        session.console.interrupt()
+    else:
+        session.type("6")
+    assert not session.done.called
+    session.console.interrupt()
+    assert session.screen.take()[-1] == (
+        "The server did not answer; disconnected without its goodbye."
+    )
+    assert session.done.result == 1
+
+
+def test_option_6_answered_in_the_grace_is_a_clean_end(session):
+    session.type("6")
+    session.clock.advance(QUIT_GRACE - 0.1)
+    session.server.answer()
+    assert session.screen.take()[-1] == "Disconnected from server."
+    assert session.done.result == 0
+
+
 def test_ctrl_c_while_connecting_gives_up_at_once():
     screen = TranscriptScreen()
     connecting: Deferred[ClientProtocol] = Deferred()
@@ -616,6 +659,16 @@ def test_lines_typed_ahead_in_a_closing_channel_do_not_reach_the_menu(session):
     session.server.refuse("no_such_channel", "there is no channel 'c'")
     assert session.screen.take()[-1] == MENU_PROMPT.rstrip()
     assert session.server.transport.value() == b""
+
+
+def test_the_line_half_typed_in_a_closing_channel_is_dropped_before_the_menu(session):
+    session.type("5", "c")
+    session.server.answer(channel="c", owner=JOSE, members=[JOSE, NINA])
+    session.screen.take()
+    assert session.screen.dropped == 0
+    session.server.send({"event": "closed", "channel": "c", "owner": JOSE, "reason": "closed"})
+    assert session.screen.dropped == 1
+    assert session.screen.take()[-1] == MENU_PROMPT.rstrip()
 
 
 def test_a_hangup_is_not_lost_to_a_channel_closing_after_it(session):

@@ -65,6 +65,17 @@ def test_an_incoming_line_goes_above_the_half_typed_line_which_stays_whole():
     assert term.console.lines == ["Hello xJo"]
 
 
+def test_a_dropped_half_typed_line_is_gone_from_the_screen_and_from_what_is_sent():
+    term = Terminal()
+    term.screen.prompt("Nina> ", quiet=True)
+    term.keys(b"half typed")
+    term.screen.drop_input()
+    term.screen.prompt("Your option: ")
+    assert term.rows() == ["Your option:"]
+    term.keys(b"1\r")
+    assert term.console.lines == ["1"]
+
+
 def test_history_brings_back_earlier_lines():
     term = Terminal()
     term.keys(b"first\rsecond\r")

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from contextlib import suppress
 from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, succeed
 from twisted.internet.error import ConnectionClosed
 from twisted.python.failure import Failure
 
@@ -27,6 +26,9 @@ MENU_PROMPT = "Your option <enter a number>: "
 NAME_PROMPT = "Your id key (i.e your name): "
 PASSWORD_PROMPT = "Password (or nothing, for another name): "
 EARLIER_LINES = 20
+# How long a quit waits for the server's answer: a server that stopped answering
+# would otherwise hold the client until its keepalive gave up, minutes later.
+QUIT_GRACE = 5.0
 
 
 class Screen(Protocol):
@@ -36,6 +38,9 @@ class Screen(Protocol):
     def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
         """Ask for the next line; a ``quiet`` prompt (chatting) is not printed on a pipe,
         and what is typed at a ``secret`` one (a password) is not shown."""
+
+    def drop_input(self) -> None:
+        """Forget the line being typed: it was meant for what has just ended."""
 
 
 Connector = Callable[[str, int, Listener], Deferred[ClientProtocol]]
@@ -87,7 +92,11 @@ class Console:
         port: int | None = None,
         name: str | None = None,
         tz: tzinfo | None = None,
+        clock: Any = None,
     ) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock = clock
         self.screen = screen
         self._connect = connect
         self.host, self.port, self.name = host, port, name
@@ -102,6 +111,7 @@ class Console:
         self._channel: str | None = None
         self._connecting: Deferred[ClientProtocol] | None = None
         self._quitting = False
+        self._goodbye: Deferred[dict[str, Any]] | None = None
 
     # What the person types
 
@@ -114,10 +124,13 @@ class Console:
 
     def interrupt(self) -> None:
         """Ctrl-C: at once, dropping anything typed ahead, even while the server is awaited."""
+        goodbye = self._goodbye  # a quit already waiting, not the one this Ctrl-C starts
         self._typed.clear()
         self._interrupt(Hangup())
         if self._connecting is not None:
             self._connecting.cancel()
+        elif goodbye is not None:
+            goodbye.cancel()  # Ctrl-C again while the quit waits: go now
         elif self.client is not None and not self._quitting:
             self.client.abandon_requests(Hangup())
 
@@ -187,8 +200,10 @@ class Console:
             self.screen.show(f"{owner} closed channel {channel}.", notice=True)
         else:
             self.screen.show(f"{owner} left, so channel {channel} is closed.", notice=True)
-        # Lines typed ahead were meant for the channel, not for the menu.
+        # Lines typed ahead, and the one being typed, were meant for the channel, not
+        # for the menu.
         self._typed.clear()
+        self.screen.drop_input()
         self._interrupt(ChannelClosed())
 
     # The session
@@ -196,10 +211,10 @@ class Console:
     async def run(self) -> int:
         try:
             await self._sign_in()
-            await self._menu()
+            return await self._menu()
         except (Hangup, CancelledError):
             if self.client is not None:
-                await self._quit()
+                return await self._quit()
         except CannotConnect:
             return 1
         except (ServerGone, ConnectionClosed) as error:
@@ -271,7 +286,8 @@ class Console:
         self.screen.show(f"Successfully connected to server: {host}/{port}")
         return True
 
-    async def _menu(self) -> None:
+    async def _menu(self) -> int:
+        """The menu until option 6 (or Ctrl-C...): the exit status of the quit."""
         options = {option["key"]: option for option in self.menu["options"]}
         while True:
             self._show_menu()
@@ -284,8 +300,7 @@ class Console:
                 self.screen.show(f"{key!r} is not on the menu; enter one of {keys}.")
                 continue
             if option["op"] == "quit":
-                await self._quit()
-                return
+                return await self._quit()
             flow = getattr(self, "option_" + option["op"], None)
             if flow is None:
                 self.screen.show(f"This client cannot do {option['label']!r} yet.")
@@ -310,16 +325,28 @@ class Console:
             self.screen.show(f"Error: {error.message}")
             return None
 
-    async def _quit(self) -> None:
+    async def _quit(self) -> int:
+        """Say goodbye: 0 once the server has answered (or closed), 1 if it did not
+        within ``QUIT_GRACE`` seconds or a second Ctrl-C would not wait."""
         self._quitting = True
         if self.client_id is None:
             # Not signed in: nothing to say goodbye to, and a quit would wait behind a
             # hello the login throttle holds back.
             self.client.transport.loseConnection()
         else:
-            with suppress(ConnectionClosed):
-                await self.client.request("quit")
+            self._goodbye = self.client.request("quit").addTimeout(QUIT_GRACE, self._clock)
+            try:
+                await self._goodbye
+            except ConnectionClosed:
+                pass
+            except (CancelledError, TimeoutError):
+                self.client.transport.abortConnection()
+                self.screen.show("The server did not answer; disconnected without its goodbye.")
+                return 1
+            finally:
+                self._goodbye = None
         self.screen.show("Disconnected from server.")
+        return 0
 
     # The menu's options, one method each, named after the operation
 

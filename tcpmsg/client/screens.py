@@ -50,6 +50,9 @@ class PipeScreen(LineReceiver):
         if not quiet:
             self.show(text.rstrip())
 
+    def drop_input(self) -> None:
+        pass  # a pipe's lines come whole: none is half typed
+
     def lineReceived(self, line: bytes) -> None:
         self.console.line_received(line.rstrip(b"\r").decode("utf-8", "replace"))
 
@@ -103,6 +106,12 @@ class TerminalScreen(HistoricRecvLine):
     def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
         self.ps = (text.encode("utf-8"),) * 2
         self.secret = secret
+        self.terminal.write(b"\r")
+        self.terminal.eraseLine()
+        self._redraw_input()
+
+    def drop_input(self) -> None:
+        self.lineBuffer, self.lineBufferIndex = [], 0
         self.terminal.write(b"\r")
         self.terminal.eraseLine()
         self._redraw_input()
