@@ -147,6 +147,14 @@ def test_control_characters_from_others_never_reach_the_terminal():
     )  # insults sends \\n as \\r\\n
 
 
+def test_text_from_others_cannot_reorder_or_break_the_line_it_is_shown_on():
+    term = Terminal()
+    term.screen.show("Mallory> \u202eno thgin\u2066x\u2028y (from: Mallory)")
+    written = term.transport.value().decode()
+    assert "\ufffdno thgin\ufffdx\ufffdy (from: Mallory)" in written
+    assert not {"\u202e", "\u2066", "\u2028"} & set(written)
+
+
 def test_a_password_is_not_echoed_nor_kept_in_history():
     term = Terminal()
     term.screen.prompt("Password: ", secret=True)

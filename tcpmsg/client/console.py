@@ -485,8 +485,15 @@ def _why(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-# What replaces a character a terminal would obey rather than print (ESC, CR, BEL...).
-_UNPRINTABLE = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "\ufffd")
+# What replaces a character a terminal would obey rather than print (ESC, CR, BEL...),
+# and the ones that would reorder or break what is printed after them on the line:
+# bidirectional overrides and isolates (a text that turns "(from: Mallory)" around),
+# and Unicode's line and paragraph separators.
+_UNPRINTABLE = dict.fromkeys(
+    [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)],
+    "\ufffd",
+)
+_UNPRINTABLE.update(dict.fromkeys([0x2028, 0x2029], "\ufffd"))
 del _UNPRINTABLE[ord("\t")]
 
 
