@@ -76,6 +76,30 @@ def test_a_dropped_half_typed_line_is_gone_from_the_screen_and_from_what_is_sent
     assert term.console.lines == ["1"]
 
 
+LEFT, HOME, END = b"\x1b[D", b"\x1b[H", b"\x1b[F"
+
+
+def test_the_cursor_moves_over_wide_characters_by_the_two_columns_each_takes():
+    term = Terminal()
+    term.screen.prompt("> ", quiet=True)
+    term.keys("日本語テキスト".encode())
+    term.transport.clear()
+    term.keys(LEFT * 3)
+    assert term.transport.value() == b"\x1b[2D" * 3
+    term.keys(b"Z")
+    term.transport.clear()
+    term.keys(HOME)
+    assert term.transport.value() == b"\x1b[9D"  # four wide characters and a Z
+    term.transport.clear()
+    term.keys(END)
+    assert term.transport.value() == b"\x1b[15C"
+    term.transport.clear()
+    term.keys(b"\x7f")  # Backspace over a wide character: two columns go
+    assert term.transport.value() == b"\x1b[2D\x1b[2P"
+    term.keys(b"\r")
+    assert term.console.lines == ["日本語テZキス"]
+
+
 def test_history_brings_back_earlier_lines():
     term = Terminal()
     term.keys(b"first\rsecond\r")

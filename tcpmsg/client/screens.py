@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import unicodedata
 
 from twisted.conch.insults import insults
 from twisted.conch.recvline import HistoricRecvLine
@@ -22,6 +23,18 @@ from tcpmsg.client.console import Console, printable
 
 CTRL_C, CTRL_D = b"\x03", b"\x04"
 DIM, RESET = b"\x1b[2m", b"\x1b[0m"
+
+
+def columns(characters: list[bytes]) -> int:
+    """How many terminal columns characters take: East Asian wide ones (CJK, most
+    emoji) two, combining marks none, the rest one. recvline counts one for each."""
+    width = 0
+    for encoded in characters:
+        character = encoded.decode("utf-8", "replace")
+        if unicodedata.combining(character):
+            continue
+        width += 2 if unicodedata.east_asian_width(character) in "WF" else 1
+    return width
 
 
 @implementer(IHalfCloseableProtocol)
@@ -126,9 +139,51 @@ class TerminalScreen(HistoricRecvLine):
         self.drawInputLine()
         if self.secret:
             return
-        behind = len(self.lineBuffer) - self.lineBufferIndex
-        if behind:
-            self.terminal.cursorBackward(behind)
+        self._back(self.lineBuffer[self.lineBufferIndex :])
+
+    # The cursor moves by the columns a character takes, not one per character.
+
+    def _back(self, characters: list[bytes]) -> None:
+        if width := columns(characters):
+            self.terminal.cursorBackward(width)
+
+    def _forward(self, characters: list[bytes]) -> None:
+        if width := columns(characters):
+            self.terminal.cursorForward(width)
+
+    def handle_LEFT(self) -> None:
+        if self.lineBufferIndex > 0:
+            self.lineBufferIndex -= 1
+            self._back(self.lineBuffer[self.lineBufferIndex : self.lineBufferIndex + 1])
+
+    def handle_RIGHT(self) -> None:
+        if self.lineBufferIndex < len(self.lineBuffer):
+            self._forward(self.lineBuffer[self.lineBufferIndex : self.lineBufferIndex + 1])
+            self.lineBufferIndex += 1
+
+    def handle_HOME(self) -> None:
+        self._back(self.lineBuffer[: self.lineBufferIndex])
+        self.lineBufferIndex = 0
+
+    def handle_END(self) -> None:
+        self._forward(self.lineBuffer[self.lineBufferIndex :])
+        self.lineBufferIndex = len(self.lineBuffer)
+
+    def handle_BACKSPACE(self) -> None:
+        if self.lineBufferIndex > 0:
+            self.handle_LEFT()
+            self.handle_DELETE()
+
+    def handle_DELETE(self) -> None:
+        if self.lineBufferIndex < len(self.lineBuffer):
+            width = columns([self.lineBuffer.pop(self.lineBufferIndex)])
+            if width:
+                self.terminal.deleteCharacter(width)
+            else:
+                # A combining mark, drawn on the character before it: draw the line anew.
+                self.terminal.write(b"\r")
+                self.terminal.eraseLine()
+                self._redraw_input()
 
     def handle_RETURN(self) -> None:
         line = b"".join(self.lineBuffer)
