@@ -15,6 +15,14 @@ class TcpmsgError(Exception):
         self.message = message
 
 
+def quoted(value: object, limit: int = 40) -> str:
+    """What a client sent, quoted in a message about it: cut at ``limit`` characters, so
+    that a line of 16 KiB naming nobody is not answered with 16 KiB."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + "…"
+    return repr(value)
+
+
 class BadRequest(TcpmsgError):
     """The request is malformed: a missing or mistyped field."""
 

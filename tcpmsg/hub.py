@@ -187,7 +187,7 @@ class Hub:
         """A connected user by client id, or by name (case-insensitive)."""
         user = self._lookup(who, self._users, self._names)
         if user is None:
-            raise errors.UnknownUser(f"no user {who!r} is connected")
+            raise errors.UnknownUser(f"no user {errors.quoted(who)} is connected")
         return user
 
     def _recipient(self, who: int | str) -> UserRef:
@@ -197,7 +197,7 @@ class Hub:
             return user.ref
         account = self._lookup(who, self._account_ids, self._accounts)
         if account is None:
-            raise errors.UnknownUser(f"no user {who!r} is connected or registered")
+            raise errors.UnknownUser(f"no user {errors.quoted(who)} is connected or registered")
         return UserRef(account.client_id, account.name)
 
     @staticmethod
@@ -318,7 +318,7 @@ class Hub:
     def channel(self, name: str) -> Channel:
         channel = self._channels.get(name_key(name))
         if channel is None:
-            raise errors.NoSuchChannel(f"there is no channel {name!r}")
+            raise errors.NoSuchChannel(f"there is no channel {errors.quoted(name)}")
         return channel
 
     def create_channel(self, user: User, name: str) -> Channel:

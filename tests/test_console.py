@@ -421,9 +421,11 @@ def test_a_new_private_message_is_announced_wherever_the_user_is(session):
 
 
 def test_an_option_not_on_the_menu_is_said_and_the_menu_shown_again(session):
-    session.type("9")
+    session.type("9", "9" * 10_000)
     assert session.screen.take() == [
         "'9' is not on the menu; enter one of 1, 2, 3, 4, 5, 6, 7.",
+        *MENU_LINES,
+        f"'{'9' * 40}'… is not on the menu; enter one of 1, 2, 3, 4, 5, 6, 7.",
         *MENU_LINES,
     ]
 

@@ -620,6 +620,21 @@ def test_a_lone_surrogate_nested_as_deep_as_a_line_allows_is_refused_not_an_inte
     assert jose.send("ping") == [{"reply": "ping"}]
 
 
+@pytest.mark.parametrize(
+    ("op", "fields", "said"),
+    [
+        ("send", {"to": "n" * 4001, "text": "hi"}, "no user 'nnnn"),
+        ("join", {"channel": "c" * 10_000}, "there is no channel 'cccc"),
+        ("x" * 10_000, {}, "there is no operation 'xxxx"),
+    ],
+)
+def test_what_a_refusal_quotes_of_the_request_is_cut_short(connect, op, fields, said):
+    [error] = connect("Jose").send(op, **fields)
+    assert error["message"].startswith(said)
+    assert "…" in error["message"]
+    assert len(error["message"]) < 100
+
+
 def test_an_unknown_op_echoes_the_request_id(connect):
     [error] = connect("Jose").send("fly", id="x1")
     assert error == {

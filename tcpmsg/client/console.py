@@ -15,7 +15,7 @@ from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail,
 from twisted.internet.error import ConnectionClosed
 from twisted.python.failure import Failure
 
-from tcpmsg.errors import TcpmsgError
+from tcpmsg.errors import TcpmsgError, quoted
 from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
 from tcpmsg.rules import check_text, looks_like_client_id
 
@@ -297,7 +297,7 @@ class Console:
             option = options.get(key)
             if option is None:
                 keys = ", ".join(options)
-                self.screen.show(f"{key!r} is not on the menu; enter one of {keys}.")
+                self.screen.show(f"{quoted(key)} is not on the menu; enter one of {keys}.")
                 continue
             if option["op"] == "quit":
                 return await self._quit()

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from tcpmsg import __version__
 from tcpmsg.channels import Channel
-from tcpmsg.errors import BadPassword, BadRequest, TcpmsgError
+from tcpmsg.errors import BadPassword, BadRequest, TcpmsgError, quoted
 from tcpmsg.events import Event
 from tcpmsg.hub import Hub, User, name_key
 from tcpmsg.menu import MENU, TITLE
@@ -181,7 +181,7 @@ class ServerProtocol(ClientConnection):
                 op = request.op
                 handler = getattr(self, "op_" + op, None)
                 if handler is None:
-                    raise UnknownOp(f"there is no operation {op!r}")
+                    raise UnknownOp(f"there is no operation {quoted(op)}")
                 if self.user is None and op not in _BEFORE_HELLO:
                     raise NotLoggedIn("say hello with your name first")
             finally:
