@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from tcpmsg.client.console import MENU_PROMPT, QUIT_GRACE, Console
+from tcpmsg.client.console import MENU_PROMPT, QUIT_GRACE, SLOW_ANSWER, Console
 from tcpmsg.menu import MENU, TITLE
 from tcpmsg.protocols.client import ClientProtocol
 
@@ -530,6 +530,19 @@ def test_option_6_answered_in_the_grace_is_a_clean_end(session):
     session.server.answer()
     assert session.screen.take()[-1] == "Disconnected from server."
     assert session.done.result == 0
+
+
+def test_a_slow_answer_is_said_to_be_awaited_once_and_a_quick_one_not_at_all(session):
+    session.type("1")
+    session.clock.advance(SLOW_ANSWER - 0.1)
+    session.server.answer(users=[NINA])
+    session.type("1")
+    session.clock.advance(SLOW_ANSWER * 3)
+    session.server.answer(users=[NINA])
+    waiting = "Waiting for the server... (Ctrl-C disconnects)"
+    shown = session.screen.take()
+    assert shown.count(waiting) == 1
+    assert shown.index(waiting) > shown.index("Users in server: Nina:50851")
 
 
 def test_ctrl_c_while_connecting_gives_up_at_once():

@@ -29,6 +29,9 @@ EARLIER_LINES = 20
 # How long a quit waits for the server's answer: a server that stopped answering
 # would otherwise hold the client until its keepalive gave up, minutes later.
 QUIT_GRACE = 5.0
+# After this long without an answer the person is told the client is waiting: a
+# server that stopped answering is otherwise a blank screen until its keepalive fails.
+SLOW_ANSWER = 5.0
 
 
 class Screen(Protocol):
@@ -247,7 +250,8 @@ class Console:
         connected = False
         while True:
             try:
-                reply = await self.client.request("hello", name=name, version=1, **password)
+                hello = self.client.request("hello", name=name, version=1, **password)
+                reply = await self._answer(hello)
                 break
             except ServerError as error:
                 if not connected:
@@ -320,10 +324,21 @@ class Console:
     async def _call(self, op: str, **fields: Any) -> dict[str, Any] | None:
         """The reply to a request, or None once the server's refusal is shown."""
         try:
-            return await self.client.request(op, **fields)
+            return await self._answer(self.client.request(op, **fields))
         except ServerError as error:
             self.screen.show(f"Error: {error.message}")
             return None
+
+    async def _answer(self, request: Deferred[dict[str, Any]]) -> dict[str, Any]:
+        """A request's answer, saying so if it is slow to come."""
+        notice = self._clock.callLater(
+            SLOW_ANSWER, self.screen.show, "Waiting for the server... (Ctrl-C disconnects)", True
+        )
+        try:
+            return await request
+        finally:
+            if notice.active():
+                notice.cancel()
 
     async def _quit(self) -> int:
         """Say goodbye: 0 once the server has answered (or closed), 1 if it did not
