@@ -50,39 +50,41 @@ class CannotStart(SystemExit, Exception):
     """
 
 
-def at_least(minimum: float, kind: type = int) -> Any:
+def at_least(option: str, minimum: float, kind: type = int) -> Any:
+    """The parser of ``--option``: a number, ``minimum`` or more. Its refusal is a usage
+    error that names the option; Twisted's for a parser's ValueError does not."""
+    what = "a whole number" if kind is int else "a number"
+
     def parse(value: str) -> Any:
-        number = kind(value)
-        if number < minimum:
-            raise ValueError(f"must be {minimum} or more")
+        try:
+            number = kind(value)
+        except ValueError:
+            number = None
+        if number is None or not number >= minimum:  # not >=: NaN is no number here
+            raise usage.UsageError(f"--{option} must be {what}, {minimum:g} or more: {value!r}")
         return number
 
     return parse
 
 
-history_length = at_least(0)
+history_length = at_least("history", 0)
 _DEFAULTS = Limits()
-# (option, Limits field, parser, help): every defence has a setting.
+# (option, Limits field, least value, int or float, help): every defence has a setting.
 _LIMIT_OPTIONS = (
-    ("max-line", "max_line", at_least(256), "Longest request line, in bytes."),
-    (
-        "oversized-lines",
-        "oversized_lines",
-        at_least(1),
-        "Overlong lines before a client is closed.",
-    ),
-    ("burst", "burst", at_least(1), "Requests a client may send at once..."),
-    ("rate", "rate", at_least(0.001, float), "...then per second (token bucket)."),
-    ("flood-strikes", "flood_strikes", at_least(1), "Requests refused in a row before closing."),
-    ("sendq", "sendq", at_least(32 * 1024), "Bytes a client may leave unread before closing."),
-    ("handshake-timeout", "handshake_timeout", at_least(0.001, float), "Seconds to say hello."),
-    ("ping-after", "ping_after", at_least(0.001, float), "Seconds of silence before a ping."),
-    ("ping-timeout", "ping_timeout", at_least(0.001, float), "Seconds to answer a ping."),
-    ("max-connections", "max_connections", at_least(1), "Connections in all."),
-    ("max-per-address", "max_per_address", at_least(1), "Connections from one address."),
-    ("login-delay-cap", "login_delay_cap", at_least(0, float), "Most seconds a login waits."),
-    ("login-memory", "login_memory", at_least(1, float), "Seconds wrong passwords count."),
-    ("log-lines", "log_lines", at_least(1), "Log lines a second about single connections."),
+    ("max-line", "max_line", 256, int, "Longest request line, in bytes."),
+    ("oversized-lines", "oversized_lines", 1, int, "Overlong lines before closing a client."),
+    ("burst", "burst", 1, int, "Requests a client may send at once..."),
+    ("rate", "rate", 0.001, float, "...then per second (token bucket)."),
+    ("flood-strikes", "flood_strikes", 1, int, "Requests refused in a row before closing."),
+    ("sendq", "sendq", 32 * 1024, int, "Bytes a client may leave unread before closing."),
+    ("handshake-timeout", "handshake_timeout", 0.001, float, "Seconds to say hello."),
+    ("ping-after", "ping_after", 0.001, float, "Seconds of silence before a ping."),
+    ("ping-timeout", "ping_timeout", 0.001, float, "Seconds to answer a ping."),
+    ("max-connections", "max_connections", 1, int, "Connections in all."),
+    ("max-per-address", "max_per_address", 1, int, "Connections from one address."),
+    ("login-delay-cap", "login_delay_cap", 0, float, "Most seconds a login waits."),
+    ("login-memory", "login_memory", 1, float, "Seconds wrong passwords count."),
+    ("log-lines", "log_lines", 1, int, "Log lines a second about single connections."),
 )
 
 
@@ -100,8 +102,8 @@ class Options(usage.Options):
         ],
         ["history", None, DEFAULT_HISTORY, "Lines of history kept per channel.", history_length],
         *(
-            [option, None, getattr(_DEFAULTS, field), text, parse]
-            for option, field, parse, text in _LIMIT_OPTIONS
+            [option, None, getattr(_DEFAULTS, field), text, at_least(option, least, kind)]
+            for option, field, least, kind, text in _LIMIT_OPTIONS
         ),
     )
 
@@ -131,7 +133,7 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if not self["ports"]:
             self["ports"] = [DEFAULT_PORT]
-        self["limits"] = Limits(**{field: self[option] for option, field, _, _ in _LIMIT_OPTIONS})
+        self["limits"] = Limits(**{field: self[option] for option, field, *_ in _LIMIT_OPTIONS})
         if self["login-delay-cap"] >= self["handshake-timeout"]:
             # A right password held that long would meet the deadline: its owner locked out.
             raise usage.UsageError(

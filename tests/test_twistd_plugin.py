@@ -108,6 +108,20 @@ def test_history_is_a_count_of_zero_or_more_lines():
             parse("--history", bad)
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--sendq", "abc"], "--sendq must be a whole number, 32768 or more: 'abc'"),
+        (["--history", "-1"], "--history must be a whole number, 0 or more: '-1'"),
+        (["--rate", "nan"], "--rate must be a number, 0.001 or more: 'nan'"),
+    ],
+)
+def test_a_number_out_of_its_range_is_refused_naming_its_option(argv, said):
+    with pytest.raises(UsageError) as refused:
+        parse(*argv)
+    assert str(refused.value) == said
+
+
 def test_a_database_that_cannot_be_used_stops_the_server_in_one_line(tmp_path):
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"not sqlite" * 1000)

@@ -27,7 +27,8 @@ from tcpmsg.protocols.client import ClientProtocol, Listener
 def port_number(text: str) -> int:
     port = parse_port(text)
     if port is None:
-        raise ValueError("a port is a number from 1 to 65535")
+        # A usage error, not a ValueError: Twisted would put its own words before it.
+        raise usage.UsageError(f"--port: a port is a number from 1 to 65535, not {text!r}")
     return port
 
 
