@@ -19,12 +19,14 @@ class UserRef:
 
 @dataclass(frozen=True, slots=True)
 class PrivateMessage:
-    """A message left in a user's inbox."""
+    """A message left in a user's inbox; ``seq``, the store's number for it (increasing,
+    never reused), is what its recipient acknowledges (0 until the store has it)."""
 
     recipient_id: int
     sender: UserRef
     text: str
     time: float
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)

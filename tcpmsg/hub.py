@@ -303,9 +303,15 @@ class Hub:
             self._store.discard_messages(recipient_id)
         return sent
 
-    async def take_messages(self, user: User, limit: int) -> list[PrivateMessage]:
-        """The user's oldest ``limit`` unread messages; a front end reads an inbox in pages."""
-        return await self._store.take_messages(user.id, limit)
+    async def read_messages(self, user: User, limit: int) -> list[PrivateMessage]:
+        """The user's oldest ``limit`` messages not yet acknowledged; a front end reads an
+        inbox in pages, and a message stays until its reader says it has it (``ack``):
+        one whose reply never reached the reader comes again."""
+        return await self._store.read_messages(user.id, limit)
+
+    async def ack_messages(self, user: User, upto: int) -> int:
+        """The user has its messages numbered ``upto`` and before: they go. How many wait."""
+        return await self._store.ack_messages(user.id, upto)
 
     async def count_messages(self, user: User) -> int:
         return await self._store.count_messages(user.id)

@@ -300,8 +300,11 @@ class SqliteStore:
         # inbox suspends one frame fewer per message.
         return self._submit(partial(_put_messages, messages, self._unread))
 
-    async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
-        return await self._submit(partial(_take_messages, recipient_id, limit, self._unread))
+    async def read_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
+        return await self._submit(partial(_read_messages, recipient_id, limit))
+
+    async def ack_messages(self, recipient_id: int, upto: int) -> int:
+        return await self._submit(partial(_ack_messages, recipient_id, upto, self._unread))
 
     async def count_messages(self, recipient_id: int) -> int:
         return await self._submit(partial(_count_messages, recipient_id, self._unread))
@@ -379,22 +382,25 @@ def _insert_statement(table: str, columns: tuple[str, ...], rows: int) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
 
 
-def _take_messages(
-    recipient_id: int, limit: int, unread: dict[int, int], db: sqlite3.Connection
-) -> list[PrivateMessage]:
+def _read_messages(recipient_id: int, limit: int, db: sqlite3.Connection) -> list[PrivateMessage]:
     rows = db.execute(
         "SELECT seq, sender_id, sender_name, text, time FROM messages"
         " WHERE recipient_id = ? ORDER BY seq LIMIT ?",
         (recipient_id, limit),
     ).fetchall()
-    if rows:
-        db.execute(
-            "DELETE FROM messages WHERE recipient_id = ? AND seq <= ?", (recipient_id, rows[-1][0])
-        )
-        count = unread.get(recipient_id)
-        if count is not None:
-            unread[recipient_id] = count - len(rows)
-    return [PrivateMessage(recipient_id, UserRef(i, n), t, at) for _, i, n, t, at in rows]
+    return [PrivateMessage(recipient_id, UserRef(i, n), t, at, seq) for seq, i, n, t, at in rows]
+
+
+def _ack_messages(
+    recipient_id: int, upto: int, unread: dict[int, int], db: sqlite3.Connection
+) -> int:
+    dropped = db.execute(
+        "DELETE FROM messages WHERE recipient_id = ? AND seq <= ?", (recipient_id, upto)
+    ).rowcount
+    count = unread.get(recipient_id)
+    if count is not None:
+        unread[recipient_id] = count - dropped
+    return _count_messages(recipient_id, unread, db)
 
 
 def _count_messages(recipient_id: int, unread: dict[int, int], db: sqlite3.Connection) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from tcpmsg.accounts import Account
@@ -46,8 +46,13 @@ class Store(Protocol):
         """Keep messages, in order; once they are safe, return how many wait for each
         one's recipient, counting it."""
 
-    async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
-        """A recipient's oldest ``limit`` unread messages, oldest first; read from then on."""
+    async def read_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
+        """A recipient's oldest ``limit`` messages not yet acknowledged, oldest first, each
+        with its ``seq``; they stay until acknowledged."""
+
+    async def ack_messages(self, recipient_id: int, upto: int) -> int:
+        """Drop a recipient's messages numbered ``upto`` or less (read, the recipient
+        says); return how many are left."""
 
     async def count_messages(self, recipient_id: int) -> int: ...
 
@@ -75,7 +80,9 @@ class MemoryStore:
     """Everything in this process only: nothing survives a restart (``--db :memory:``)."""
 
     def __init__(self) -> None:
-        self._inboxes: defaultdict[int, list[PrivateMessage]] = defaultdict(list)
+        # Each inbox: its messages, oldest first, beside the number each was given.
+        self._inboxes: defaultdict[int, list[tuple[int, PrivateMessage]]] = defaultdict(list)
+        self._last_seq = 0
         self.accounts: dict[str, Account] = {}
         self.channels: dict[str, StoredChannel] = {}
         self.said: list[Said] = []
@@ -90,15 +97,22 @@ class MemoryStore:
         counts = []
         for message in messages:
             inbox = self._inboxes[message.recipient_id]
-            inbox.append(message)
+            self._last_seq += 1
+            inbox.append((self._last_seq, message))
             counts.append(len(inbox))
         return counts
 
-    async def take_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
-        inbox = self._inboxes.pop(recipient_id, [])
-        if len(inbox) > limit:
-            self._inboxes[recipient_id] = inbox[limit:]
-        return inbox[:limit]
+    async def read_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
+        inbox = self._inboxes.get(recipient_id, ())
+        return [replace(message, seq=seq) for seq, message in inbox[:limit]]
+
+    async def ack_messages(self, recipient_id: int, upto: int) -> int:
+        inbox = self._inboxes.get(recipient_id, [])
+        read = sum(1 for seq, _ in inbox if seq <= upto)
+        del inbox[:read]
+        if not inbox:
+            self._inboxes.pop(recipient_id, None)
+        return len(inbox)
 
     async def count_messages(self, recipient_id: int) -> int:
         return len(self._inboxes.get(recipient_id, ()))

@@ -128,9 +128,13 @@ class GatedStore(MemoryStore):
         self.gate = Deferred()
         return self.gate
 
-    async def take_messages(self, recipient_id: int, limit: int) -> Any:
+    async def read_messages(self, recipient_id: int, limit: int) -> Any:
         await self.gate
-        return await super().take_messages(recipient_id, limit)
+        return await super().read_messages(recipient_id, limit)
+
+    async def ack_messages(self, recipient_id: int, upto: int) -> int:
+        await self.gate
+        return await super().ack_messages(recipient_id, upto)
 
     async def count_messages(self, recipient_id: int) -> int:
         await self.gate

@@ -261,10 +261,12 @@ def test_option_2_refuses_a_text_the_server_would_refuse_before_asking_for_the_r
 def test_option_3_lists_messages_in_local_time_or_says_there_are_none(session):
     session.type("3")
     messages = [
-        {"time": "2026-11-24T17:45:03.120Z", "from": NINA, "text": "Hello World!"},
-        {"time": "2026-11-24T18:01:00.000Z", "from": JOSE, "text": "Hi"},
+        {"seq": 7, "time": "2026-11-24T17:45:03.120Z", "from": NINA, "text": "Hello World!"},
+        {"seq": 9, "time": "2026-11-24T18:01:00.000Z", "from": JOSE, "text": "Hi"},
     ]
     session.server.answer(messages=messages, remaining=0)
+    # Once shown, they are acknowledged: the server may let them go.
+    assert session.server.answer(remaining=0) == {"op": "ack", "id": 3, "seq": 9}
     session.type("3")
     session.server.answer(messages=[], remaining=0)
     assert session.screen.take() == [
@@ -279,13 +281,23 @@ def test_option_3_lists_messages_in_local_time_or_says_there_are_none(session):
 
 def test_option_3_says_how_many_messages_wait_for_the_next_page(session):
     session.type("3")
-    page = [{"time": "2026-11-24T17:45:03.120Z", "from": NINA, "text": "first"}]
+    page = [{"seq": 1, "time": "2026-11-24T17:45:03.120Z", "from": NINA, "text": "first"}]
     session.server.answer(messages=page, remaining=31)
+    session.server.answer(remaining=31)
     assert session.screen.take()[:3] == [
         "My messages:",
         "2026-11-24 17:45: first (from: Nina)",
         "31 more messages wait: choose 3 again.",
     ]
+
+
+def test_option_3_acknowledges_the_last_message_it_has_shown(session):
+    session.type("3")
+    page = [{"seq": 4, "time": "2026-11-24T17:45:03.120Z", "from": NINA, "text": "first"}]
+    session.server.answer(messages=page, remaining=0)
+    assert session.screen.take()[:2] == ["My messages:", "2026-11-24 17:45: first (from: Nina)"]
+    # The acknowledgement is asked for only after they are on the screen.
+    assert session.server.request() == {"op": "ack", "id": 3, "seq": 4}
 
 
 def test_option_4_creates_a_channel_says_every_line_and_exit_closes_it(session):

@@ -127,6 +127,7 @@ async def test_every_acknowledged_message_survives_sigkill_exactly_once(tmp_path
             kept += [message["text"] for message in page["messages"]]
             if not page["remaining"]:
                 break
+            await rita.request("ack", seq=page["messages"][-1]["seq"])
     assert len(kept) == len(set(kept)), "a message was stored twice"
     missing = set(acknowledged) - set(kept)
     assert not missing, f"{len(missing)} acknowledged messages were lost"

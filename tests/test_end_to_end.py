@@ -35,6 +35,8 @@ async def test_three_clients_play_the_whole_story(tmp_path):
             ("Jose", "Hello World!"),
             ("Ana", "second"),
         ]
+        last = inbox["messages"][-1]["seq"]
+        assert (await nina.request("ack", seq=last))["remaining"] == 0
         assert (await nina.request("inbox"))["messages"] == []
 
         await jose.request("create", channel="23456")

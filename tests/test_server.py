@@ -325,15 +325,58 @@ def test_inbox_returns_the_unread_messages_oldest_first_then_nothing(connect, cl
     ana.send("send", to="Nina", text="second")
     nina.lines()
     [reply] = nina.send("inbox")
+    first, second = reply["messages"]
     assert reply == {
         "reply": "inbox",
         "messages": [
-            {"time": NOW, "from": jose.ref, "text": "first"},
-            {"time": "2026-11-24T17:46:01.000Z", "from": ana.ref, "text": "second"},
+            {"seq": first["seq"], "time": NOW, "from": jose.ref, "text": "first"},
+            {
+                "seq": second["seq"],
+                "time": "2026-11-24T17:46:01.000Z",
+                "from": ana.ref,
+                "text": "second",
+            },
         ],
         "remaining": 0,
     }
+    assert first["seq"] < second["seq"]
+    # Until the reader says it has them, they stay.
+    assert nina.send("inbox") == [reply]
+    assert nina.send("ack", seq=second["seq"]) == [{"reply": "ack", "remaining": 0}]
     assert nina.send("inbox") == [{"reply": "inbox", "messages": [], "remaining": 0}]
+
+
+def test_an_ack_lets_go_of_the_messages_up_to_it_and_no_further(connect):
+    jose, nina = connect("Jose"), connect("Nina")
+    for text in ("one", "two", "three"):
+        jose.send("send", to="Nina", text=text)
+    nina.lines()
+    [reply] = nina.send("inbox")
+    one, two, _ = reply["messages"]
+    assert nina.send("ack", seq=one["seq"]) == [{"reply": "ack", "remaining": 2}]
+    assert nina.send("ack", seq=one["seq"]) == [{"reply": "ack", "remaining": 2}]
+    [reply] = nina.send("inbox")
+    assert [m["text"] for m in reply["messages"]] == ["two", "three"]
+    for bad in (-1, "two", None, 1.5):
+        [error] = nina.send("ack", seq=bad)
+        assert error["error"] == "bad_request"
+    assert nina.send("ack", seq=two["seq"]) == [{"reply": "ack", "remaining": 1}]
+
+
+def test_messages_read_but_not_acknowledged_come_again_at_the_next_login(connect):
+    nina = connect("Nina")
+    register(nina)
+    jose = connect("Jose")
+    jose.send("send", to="Nina", text="kept until read")
+    nina.lines()
+    [reply] = nina.send("inbox")
+    assert [m["text"] for m in reply["messages"]] == ["kept until read"]
+    nina.drop()  # the reply never reached her
+    again = connect()
+    [welcome] = again.send("hello", name="Nina", password="secret-1")
+    assert welcome["unread"] == 1
+    [reply] = again.send("inbox")
+    assert [m["text"] for m in reply["messages"]] == ["kept until read"]
 
 
 def test_a_big_inbox_comes_in_pages_that_fit_the_send_queue(hub, clock):
@@ -349,6 +392,7 @@ def test_a_big_inbox_comes_in_pages_that_fit_the_send_queue(hub, clock):
     while not pages or pages[-1]["remaining"]:
         [reply] = nina.send("inbox")
         pages.append(reply)
+        nina.send("ack", seq=reply["messages"][-1]["seq"])
     assert [[m["text"][0] for m in page["messages"]] for page in pages] == [
         ["0", "1"],
         ["2", "3"],
@@ -991,7 +1035,7 @@ def test_an_inbox_asked_while_one_is_read_gets_an_empty_page_and_the_count(clock
     store.gate.callback(None)
     first, second = nina.lines()
     assert ([m["text"] for m in first["messages"]], first["remaining"]) == (["m0", "m1"], 1)
-    assert (second["id"], second["messages"], second["remaining"]) == (2, [], 1)
+    assert (second["id"], second["messages"], second["remaining"]) == (2, [], 3)
 
 
 def test_a_login_dropped_while_its_inbox_is_counted_frees_the_name(clock):

@@ -409,7 +409,9 @@ class Console:
                 f"{self._local(message['time'])}: {message['text']} "
                 f"(from: {message['from']['name']})"
             )
-        remaining = reply.get("remaining", 0)
+        # Shown: the server may let them go. Until it hears so, they stay in the inbox.
+        acked = await self._call("ack", seq=reply["messages"][-1]["seq"])
+        remaining = acked["remaining"] if acked is not None else reply.get("remaining", 0)
         if remaining:
             waiting = "waits" if remaining == 1 else "wait"
             self.screen.show(f"{plural(remaining, 'more message')} {waiting}: choose 3 again.")

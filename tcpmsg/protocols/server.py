@@ -393,13 +393,19 @@ class ServerProtocol(ClientConnection):
         with self.reserving(page * TEXT_BYTES):
             self._reading_inbox = True
             try:
-                messages = await hub.take_messages(self.user, page) if page else []
+                messages = await hub.read_messages(self.user, page) if page else []
                 return {
                     "messages": [wire.private_message(m) for m in messages],
-                    "remaining": await hub.count_messages(self.user),
+                    "remaining": await hub.count_messages(self.user) - len(messages),
                 }
             finally:
                 self._reading_inbox = False
+
+    async def op_ack(self, request: wire.Request) -> dict[str, Any]:
+        seq = request.optional_integer("seq", -1)
+        if seq < 0:
+            raise BadRequest("'seq' is the number of the last message read: 0 or more")
+        return {"remaining": await self.factory.hub.ack_messages(self.user, seq)}
 
     def op_create(self, request: wire.Request) -> dict[str, Any]:
         channel = self.factory.hub.create_channel(self.user, request.string("channel"))

@@ -287,7 +287,12 @@ def user(ref: UserRef) -> dict[str, Any]:
 
 
 def private_message(message: PrivateMessage) -> dict[str, Any]:
-    return {"time": iso_time(message.time), "from": user(message.sender), "text": message.text}
+    return {
+        "seq": message.seq,
+        "time": iso_time(message.time),
+        "from": user(message.sender),
+        "text": message.text,
+    }
 
 
 def said_line(said: Said) -> dict[str, Any]:
