@@ -65,6 +65,23 @@ async def test_messages_kept_together_are_counted_each_in_order(tmp_path):
         assert [m.text for m in taken] == ["before", "one", "two"]
 
 
+@pytest_twisted.ensureDeferred
+async def test_messages_read_stay_on_disk_until_acknowledged(tmp_path):
+    async with opened(tmp_path / "t.db") as store:
+        await store.add_account(NINA_ACCOUNT)
+        for text in ("one", "two", "three"):
+            await put(store, PrivateMessage(NINA.id, JOSE, text, 1.0))
+        first, second, third = await store.read_messages(NINA.id, 10)
+        assert first.seq < second.seq < third.seq
+    async with opened(tmp_path / "t.db") as store:
+        assert [m.text for m in await store.read_messages(NINA.id, 10)] == ["one", "two", "three"]
+        assert await store.ack_messages(NINA.id, second.seq) == 1
+    async with opened(tmp_path / "t.db") as store:
+        assert await store.count_messages(NINA.id) == 1
+        [left] = await store.read_messages(NINA.id, 10)
+        assert (left.text, left.seq) == ("three", third.seq)
+
+
 @pytest.mark.parametrize("count", [1, 5, 63, 64, 149])
 @pytest_twisted.ensureDeferred
 async def test_a_batch_of_any_size_is_kept_whole_and_in_order(tmp_path, count):
