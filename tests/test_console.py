@@ -530,10 +530,16 @@ def test_ctrl_c_again_while_the_quit_waits_goes_at_once(session, quit_by):
         session.type("6")
     assert not session.done.called
     session.console.interrupt()
-    assert session.screen.take()[-1] == (
-        "The server did not answer; disconnected without its goodbye."
-    )
+    assert session.screen.take()[-1] == "Disconnected without waiting for the server's goodbye."
     assert session.done.result == 1
+    assert session.clock.getDelayedCalls() == []
+
+
+def test_a_quit_refused_or_closed_on_ends_the_session_cleanly(session):
+    session.type("6")
+    session.server.send({"error": "rate_limited", "message": "x", "closing": True})
+    assert session.screen.take()[-1] == "Disconnected from server."
+    assert session.done.result == 0
 
 
 def test_option_6_answered_in_the_grace_is_a_clean_end(session):
@@ -555,6 +561,14 @@ def test_a_slow_answer_is_said_to_be_awaited_once_and_a_quick_one_not_at_all(ses
     shown = session.screen.take()
     assert shown.count(waiting) == 1
     assert shown.index(waiting) > shown.index("Users in server: Nina:50851")
+
+
+def test_a_password_held_by_the_login_delay_is_said_to_be_checked():
+    session = Session(host="localhost", port=8008, name="Nina")
+    session.server.refuse("password_required", "Nina is registered: give its password")
+    session.type("secret-1")
+    session.clock.advance(SLOW_ANSWER)
+    assert session.screen.take()[-1] == "Checking the password..."
 
 
 def test_ctrl_c_while_connecting_gives_up_at_once():

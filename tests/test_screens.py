@@ -100,6 +100,23 @@ def test_the_cursor_moves_over_wide_characters_by_the_two_columns_each_takes():
     assert term.console.lines == ["日本語テZキス"]
 
 
+def test_zero_width_characters_take_no_column():
+    term = Terminal()
+    term.screen.prompt("> ", quiet=True)
+    # A heart with its emoji variation selector, a family joined by zero-width joiners.
+    term.keys("\u2764\ufe0f\U0001f468\u200d\U0001f469".encode())
+    term.transport.clear()
+    term.keys(HOME)
+    assert term.transport.value() == b"\x1b[5D"  # 1 + 2 + 2: the selector and joiner take 0
+
+
+def test_tab_puts_spaces_at_the_cursor_and_ctrl_l_is_not_text():
+    term = Terminal()
+    term.screen.prompt("> ", quiet=True)
+    term.keys(b"abc" + LEFT + LEFT + b"\t\x0c\x0bX\r")
+    assert term.console.lines == ["a   Xbc"]
+
+
 def test_history_brings_back_earlier_lines():
     term = Terminal()
     term.keys(b"first\rsecond\r")

@@ -251,7 +251,9 @@ class Console:
         while True:
             try:
                 hello = self.client.request("hello", name=name, version=1, **password)
-                reply = await self._answer(hello)
+                # A password is checked, and held longer after wrong ones: not a hang.
+                waiting = "Checking the password..." if password else None
+                reply = await self._answer(hello, waiting)
                 break
             except ServerError as error:
                 if not connected:
@@ -329,11 +331,12 @@ class Console:
             self.screen.show(f"Error: {error.message}")
             return None
 
-    async def _answer(self, request: Deferred[dict[str, Any]]) -> dict[str, Any]:
-        """A request's answer, saying so if it is slow to come."""
-        notice = self._clock.callLater(
-            SLOW_ANSWER, self.screen.show, "Waiting for the server... (Ctrl-C disconnects)", True
-        )
+    async def _answer(
+        self, request: Deferred[dict[str, Any]], waiting: str | None = None
+    ) -> dict[str, Any]:
+        """A request's answer, saying so (``waiting``) if it is slow to come."""
+        waiting = waiting or "Waiting for the server... (Ctrl-C disconnects)"
+        notice = self._clock.callLater(SLOW_ANSWER, self.screen.show, waiting, True)
         try:
             return await request
         finally:
@@ -352,11 +355,16 @@ class Console:
             self._goodbye = self.client.request("quit").addTimeout(QUIT_GRACE, self._clock)
             try:
                 await self._goodbye
-            except ConnectionClosed:
-                pass
-            except (CancelledError, TimeoutError):
+            except (ConnectionClosed, ServerError):
+                # Closed, or refused (a flood's closing line): the session is over either way.
+                self.client.transport.loseConnection()
+            except TimeoutError:
                 self.client.transport.abortConnection()
                 self.screen.show("The server did not answer; disconnected without its goodbye.")
+                return 1
+            except CancelledError:
+                self.client.transport.abortConnection()
+                self.screen.show("Disconnected without waiting for the server's goodbye.")
                 return 1
             finally:
                 self._goodbye = None

@@ -120,6 +120,7 @@ async def main(reactor: Any, options: Options, on_terminal: bool) -> None:
         options["host"],
         options["port"],
         options["name"],
+        clock=reactor,
     )
     screen.console = console
     io = stdio.StandardIO(

@@ -26,15 +26,25 @@ DIM, RESET = b"\x1b[2m", b"\x1b[0m"
 
 
 def columns(characters: list[bytes]) -> int:
-    """How many terminal columns characters take: East Asian wide ones (CJK, most
-    emoji) two, combining marks none, the rest one. recvline counts one for each."""
+    """How many terminal columns characters take, as wcwidth counts: East Asian wide
+    ones (CJK, most emoji) two; marks, format characters (zero-width joiner,
+    variation selectors) and Hangul's medial vowels none; the rest one. recvline
+    counts one for each."""
     width = 0
     for encoded in characters:
         character = encoded.decode("utf-8", "replace")
-        if unicodedata.combining(character):
+        if _zero_width(character):
             continue
         width += 2 if unicodedata.east_asian_width(character) in "WF" else 1
     return width
+
+
+def _zero_width(character: str) -> bool:
+    if character == "\u00ad":  # the soft hyphen is shown
+        return False
+    return (
+        unicodedata.category(character) in ("Mn", "Me", "Cf") or "\u1160" <= character <= "\u11ff"
+    )
 
 
 @implementer(IHalfCloseableProtocol)
@@ -151,6 +161,12 @@ class TerminalScreen(HistoricRecvLine):
         if width := columns(characters):
             self.terminal.cursorForward(width)
 
+    def handle_TAB(self) -> None:
+        # Spaces to the next tab stop, at the cursor (recvline appends them at the end).
+        before = columns(self.lineBuffer[: self.lineBufferIndex])
+        for _ in range(self.TABSTOP - before % self.TABSTOP):
+            self.characterReceived(b" ", False)
+
     def handle_LEFT(self) -> None:
         if self.lineBufferIndex > 0:
             self.lineBufferIndex -= 1
@@ -209,6 +225,8 @@ class TerminalScreen(HistoricRecvLine):
         elif key_id == CTRL_D:
             if not self.lineBuffer:
                 self.console.end_of_input()
+        elif key_id in (b"\x0b", b"\x0c"):
+            pass  # Ctrl-K, Ctrl-L: recvline would take them as text and move the cursor
         elif isinstance(key_id, bytes) and key_id >= b"\x80":
             # recvline takes ASCII only: gather UTF-8 bytes into whole characters.
             character = self._utf8.decode(key_id)
