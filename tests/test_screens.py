@@ -117,6 +117,12 @@ def test_tab_puts_spaces_at_the_cursor_and_ctrl_l_is_not_text():
     assert term.console.lines == ["a   Xbc"]
 
 
+def test_the_insert_key_leaves_the_line_in_insert_mode():
+    term = Terminal()
+    term.keys("日本".encode() + HOME + b"\x1b[2~a\r")  # Insert, then a
+    assert term.console.lines == ["a日本"]
+
+
 def test_history_brings_back_earlier_lines():
     term = Terminal()
     term.keys(b"first\rsecond\r")

@@ -161,6 +161,9 @@ class TerminalScreen(HistoricRecvLine):
         if width := columns(characters):
             self.terminal.cursorForward(width)
 
+    def handle_INSERT(self) -> None:
+        pass  # no typeover: recvline's replaces one character whatever its width
+
     def handle_TAB(self) -> None:
         # Spaces to the next tab stop, at the cursor (recvline appends them at the end).
         before = columns(self.lineBuffer[: self.lineBufferIndex])
