@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from twisted.conch.insults.helper import TerminalBuffer
 from twisted.conch.insults.insults import ClientProtocol as TerminalEmulator
 from twisted.conch.insults.insults import ServerProtocol as TerminalProtocol
@@ -79,23 +81,26 @@ def test_a_dropped_half_typed_line_is_gone_from_the_screen_and_from_what_is_sent
 LEFT, HOME, END = b"\x1b[D", b"\x1b[H", b"\x1b[F"
 
 
+def last_redraw(term: Terminal) -> tuple[bytes, int]:
+    """The input line as last drawn, and how many columns the cursor was then moved
+    back from its end (the columns after the cursor)."""
+    drawn = term.transport.value().rpartition(b"\r\x1b[2K")[2]
+    term.transport.clear()
+    match = re.search(rb"\x1b\[(\d+)D$", drawn)
+    return (drawn[: match.start()], int(match.group(1))) if match else (drawn, 0)
+
+
 def test_the_cursor_moves_over_wide_characters_by_the_two_columns_each_takes():
     term = Terminal()
     term.screen.prompt("> ", quiet=True)
-    term.keys("日本語テキスト".encode())
-    term.transport.clear()
-    term.keys(LEFT * 3)
-    assert term.transport.value() == b"\x1b[2D" * 3
+    term.keys("日本語テキスト".encode() + LEFT * 3)
+    assert last_redraw(term) == ("> 日本語テキスト".encode(), 6)
     term.keys(b"Z")
-    term.transport.clear()
+    assert last_redraw(term)[1] == 6
     term.keys(HOME)
-    assert term.transport.value() == b"\x1b[9D"  # four wide characters and a Z
-    term.transport.clear()
-    term.keys(END)
-    assert term.transport.value() == b"\x1b[15C"
-    term.transport.clear()
-    term.keys(b"\x7f")  # Backspace over a wide character: two columns go
-    assert term.transport.value() == b"\x1b[2D\x1b[2P"
+    assert last_redraw(term) == ("> 日本語テZキスト".encode(), 15)
+    term.keys(END + b"\x7f")  # Backspace over a wide character
+    assert last_redraw(term) == ("> 日本語テZキス".encode(), 0)
     term.keys(b"\r")
     assert term.console.lines == ["日本語テZキス"]
 
@@ -104,10 +109,25 @@ def test_zero_width_characters_take_no_column():
     term = Terminal()
     term.screen.prompt("> ", quiet=True)
     # A heart with its emoji variation selector, a family joined by zero-width joiners.
-    term.keys("\u2764\ufe0f\U0001f468\u200d\U0001f469".encode())
-    term.transport.clear()
+    term.keys("\u2764\ufe0f\U0001f468\u200d\U0001f469".encode() + HOME)
+    assert last_redraw(term)[1] == 5  # 1 + 2 + 2: the selector and the joiner take 0
+
+
+def test_a_line_longer_than_the_terminal_stays_on_one_row_and_scrolls():
+    term = Terminal()  # 80 columns
+    term.screen.prompt("Nina> ", quiet=True)
+    typed = "".join(f"{n:03d} " for n in range(40))  # 160 columns
+    term.keys(typed.encode())
+    term.screen.show("Jose> hi")
+    rows = term.rows()
+    assert rows[0] == "Jose> hi"
+    [input_row] = rows[1:]  # nothing left over from a wrapped row
+    assert input_row.startswith("Nina> ") and typed.rstrip().endswith(input_row[-20:].rstrip())
+    assert len(input_row) < 80
     term.keys(HOME)
-    assert term.transport.value() == b"\x1b[5D"  # 1 + 2 + 2: the selector and joiner take 0
+    assert term.rows()[-1].startswith("Nina> 000 001 002")
+    term.keys(b"\r")
+    assert term.console.lines == [typed]
 
 
 def test_tab_puts_spaces_at_the_cursor_and_ctrl_l_is_not_text():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import termios
@@ -112,6 +113,20 @@ def keystroke_mode(fd: int) -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
 
 
+def follow_width(screen: TerminalScreen, reactor: Any) -> None:
+    """The screen knows the terminal's width now, and again whenever it is resized."""
+
+    def resized(*_: object) -> None:
+        try:
+            width = os.get_terminal_size(sys.stdout.fileno()).columns
+        except OSError:
+            return
+        reactor.callFromThread(screen.resize, width)
+
+    resized()
+    signal.signal(signal.SIGWINCH, resized)
+
+
 async def main(reactor: Any, options: Options, on_terminal: bool) -> None:
     screen = TerminalScreen() if on_terminal else PipeScreen()
     console = Console(
@@ -126,7 +141,9 @@ async def main(reactor: Any, options: Options, on_terminal: bool) -> None:
     io = stdio.StandardIO(
         TerminalProtocol(lambda: screen) if on_terminal else screen, reactor=reactor
     )
-    if not on_terminal:
+    if on_terminal:
+        follow_width(screen, reactor)
+    else:
         # With no terminal, Ctrl-C arrives as SIGINT: the same clean disconnect as on one.
         signal.signal(signal.SIGINT, lambda *_: reactor.callFromThread(console.interrupt))
     status = await console.run()

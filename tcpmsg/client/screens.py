@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import os
 import unicodedata
+from typing import Any
 
 from twisted.conch.insults import insults
 from twisted.conch.recvline import HistoricRecvLine
@@ -45,6 +46,20 @@ def _zero_width(character: str) -> bool:
     return (
         unicodedata.category(character) in ("Mn", "Me", "Cf") or "\u1160" <= character <= "\u11ff"
     )
+
+
+class _Mute:
+    """Takes every call a terminal takes, and writes nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return _nothing
+
+
+def _nothing(*args: object, **kwargs: object) -> None:
+    pass
+
+
+_MUTE: Any = _Mute()
 
 
 @implementer(IHalfCloseableProtocol)
@@ -102,6 +117,7 @@ class TerminalScreen(HistoricRecvLine):
         self.color = not os.environ.get("NO_COLOR") if color is None else color
         self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         self.closed: Deferred[None] = Deferred()
+        self._start = 0  # the first character of the line shown (``_window``)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if not self.closed.called:
@@ -143,23 +159,48 @@ class TerminalScreen(HistoricRecvLine):
         if self.secret:
             self.terminal.write(self.ps[self.pn])
         else:
-            super().drawInputLine()
+            self.terminal.write(self.ps[self.pn] + b"".join(self._window()))
+
+    def _window(self) -> list[bytes]:
+        """The part of the line shown: the input stays on one row, however long, and
+        scrolls sideways to keep the cursor in view (a wrapped row could not be erased
+        when a line arrives above it)."""
+        room = max(self.width - 1 - columns(list(self._prompt_characters())), 8)
+        buffer, index = self.lineBuffer, self.lineBufferIndex
+        self._start = min(self._start, index, len(buffer))
+        while columns(buffer[self._start : index]) > room:
+            self._start += 1
+        if columns(buffer) <= room:
+            self._start = 0
+        shown, used = [], 0
+        for character in buffer[self._start :]:
+            used += columns([character])
+            if used > room:
+                break
+            shown.append(character)
+        return shown
+
+    def _prompt_characters(self) -> list[bytes]:
+        return [c.encode("utf-8") for c in self.ps[self.pn].decode("utf-8", "replace")]
 
     def _redraw_input(self) -> None:
         self.drawInputLine()
         if self.secret:
             return
-        self._back(self.lineBuffer[self.lineBufferIndex :])
-
-    # The cursor moves by the columns a character takes, not one per character.
-
-    def _back(self, characters: list[bytes]) -> None:
-        if width := columns(characters):
+        shown = self._window()
+        after_cursor = shown[self.lineBufferIndex - self._start :]
+        if width := columns(after_cursor):
             self.terminal.cursorBackward(width)
 
-    def _forward(self, characters: list[bytes]) -> None:
-        if width := columns(characters):
-            self.terminal.cursorForward(width)
+    def _redraw_line(self) -> None:
+        self.terminal.write(b"\r")
+        self.terminal.eraseLine()
+        self._redraw_input()
+
+    def resize(self, width: int) -> None:
+        """The terminal is ``width`` columns wide (at the start, and whenever it changes)."""
+        self.width = width
+        self._redraw_line()
 
     def handle_INSERT(self) -> None:
         pass  # no typeover: recvline's replaces one character whatever its width
@@ -169,40 +210,6 @@ class TerminalScreen(HistoricRecvLine):
         before = columns(self.lineBuffer[: self.lineBufferIndex])
         for _ in range(self.TABSTOP - before % self.TABSTOP):
             self.characterReceived(b" ", False)
-
-    def handle_LEFT(self) -> None:
-        if self.lineBufferIndex > 0:
-            self.lineBufferIndex -= 1
-            self._back(self.lineBuffer[self.lineBufferIndex : self.lineBufferIndex + 1])
-
-    def handle_RIGHT(self) -> None:
-        if self.lineBufferIndex < len(self.lineBuffer):
-            self._forward(self.lineBuffer[self.lineBufferIndex : self.lineBufferIndex + 1])
-            self.lineBufferIndex += 1
-
-    def handle_HOME(self) -> None:
-        self._back(self.lineBuffer[: self.lineBufferIndex])
-        self.lineBufferIndex = 0
-
-    def handle_END(self) -> None:
-        self._forward(self.lineBuffer[self.lineBufferIndex :])
-        self.lineBufferIndex = len(self.lineBuffer)
-
-    def handle_BACKSPACE(self) -> None:
-        if self.lineBufferIndex > 0:
-            self.handle_LEFT()
-            self.handle_DELETE()
-
-    def handle_DELETE(self) -> None:
-        if self.lineBufferIndex < len(self.lineBuffer):
-            width = columns([self.lineBuffer.pop(self.lineBufferIndex)])
-            if width:
-                self.terminal.deleteCharacter(width)
-            else:
-                # A combining mark, drawn on the character before it: draw the line anew.
-                self.terminal.write(b"\r")
-                self.terminal.eraseLine()
-                self._redraw_input()
 
     def handle_RETURN(self) -> None:
         line = b"".join(self.lineBuffer)
@@ -230,7 +237,20 @@ class TerminalScreen(HistoricRecvLine):
                 self.console.end_of_input()
         elif key_id in (b"\x0b", b"\x0c"):
             pass  # Ctrl-K, Ctrl-L: recvline would take them as text and move the cursor
-        elif isinstance(key_id, bytes) and key_id >= b"\x80":
+        elif key_id in (b"\r", b"\n"):
+            super().keystrokeReceived(key_id, modifier)
+        else:
+            # recvline edits the line; its own echo assumes one column a character and
+            # a line that never wraps, so it is muted and the line drawn anew instead.
+            terminal, self.terminal = self.terminal, _MUTE
+            try:
+                self._edit(key_id, modifier)
+            finally:
+                self.terminal = terminal
+            self._redraw_line()
+
+    def _edit(self, key_id: bytes | object, modifier: object) -> None:
+        if isinstance(key_id, bytes) and key_id >= b"\x80":
             # recvline takes ASCII only: gather UTF-8 bytes into whole characters.
             character = self._utf8.decode(key_id)
             if character:
