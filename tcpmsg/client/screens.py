@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 import os
 import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from twisted.conch.insults import insults
@@ -26,18 +28,34 @@ CTRL_C, CTRL_D = b"\x03", b"\x04"
 DIM, RESET = b"\x1b[2m", b"\x1b[0m"
 
 
-def columns(characters: list[bytes]) -> int:
+def columns(characters: Iterable[bytes]) -> int:
     """How many terminal columns characters take, as wcwidth counts: East Asian wide
     ones (CJK, most emoji) two; marks, format characters (zero-width joiner,
     variation selectors) and Hangul's medial vowels none; the rest one. recvline
     counts one for each."""
-    width = 0
-    for encoded in characters:
-        character = encoded.decode("utf-8", "replace")
-        if _zero_width(character):
-            continue
-        width += 2 if unicodedata.east_asian_width(character) in "WF" else 1
-    return width
+    return sum(map(_width, characters))
+
+
+@lru_cache(maxsize=4096)  # a long line is measured a row at a time, at every key
+def _width(encoded: bytes) -> int:
+    character = encoded.decode("utf-8", "replace")
+    if _zero_width(character):
+        return 0
+    return 2 if unicodedata.east_asian_width(character) in "WF" else 1
+
+
+def _wider_than(characters: Iterable[bytes], room: int) -> bool:
+    """Whether characters take more than ``room`` columns, read no further than that."""
+    used = 0
+    for character in characters:
+        used += _width(character)
+        if used > room:
+            return True
+    return False
+
+
+def _characters(text: bytes) -> list[bytes]:
+    return [c.encode("utf-8") for c in text.decode("utf-8", "replace")]
 
 
 def _zero_width(character: str) -> bool:
@@ -145,51 +163,45 @@ class TerminalScreen(HistoricRecvLine):
     def prompt(self, text: str, quiet: bool = False, secret: bool = False) -> None:
         self.ps = (text.encode("utf-8"),) * 2
         self.secret = secret
-        self.terminal.write(b"\r")
-        self.terminal.eraseLine()
-        self._redraw_input()
+        self._redraw_line()
 
     def drop_input(self) -> None:
         self.lineBuffer, self.lineBufferIndex = [], 0
-        self.terminal.write(b"\r")
-        self.terminal.eraseLine()
-        self._redraw_input()
+        self._redraw_line()
 
     def drawInputLine(self) -> None:
-        if self.secret:
-            self.terminal.write(self.ps[self.pn])
-        else:
-            self.terminal.write(self.ps[self.pn] + b"".join(self._window()))
+        self._redraw_input()
 
     def _window(self) -> list[bytes]:
         """The part of the line shown: the input stays on one row, however long, and
         scrolls sideways to keep the cursor in view (a wrapped row could not be erased
         when a line arrives above it)."""
-        room = max(self.width - 1 - columns(list(self._prompt_characters())), 8)
+        # Each step reads at most a row's worth of the line: a long paste is drawn
+        # once a key, and each drawing must not cost the whole line.
+        room = max(self.width - 1 - columns(_characters(self.ps[self.pn])), 8)
         buffer, index = self.lineBuffer, self.lineBufferIndex
-        self._start = min(self._start, index, len(buffer))
-        while columns(buffer[self._start : index]) > room:
-            self._start += 1
-        if columns(buffer) <= room:
+        if not _wider_than(buffer, room):
             self._start = 0
-        shown, used = [], 0
-        for character in buffer[self._start :]:
-            used += columns([character])
-            if used > room:
-                break
-            shown.append(character)
-        return shown
-
-    def _prompt_characters(self) -> list[bytes]:
-        return [c.encode("utf-8") for c in self.ps[self.pn].decode("utf-8", "replace")]
+        self._start = min(self._start, index)
+        if _wider_than(buffer[self._start : index], room):
+            # The cursor went past the right edge: the window ends at the cursor.
+            start, used = index, 0
+            while start > 0 and (used := used + _width(buffer[start - 1])) <= room:
+                start -= 1
+            self._start = start
+        end, used = self._start, 0
+        while end < len(buffer) and (used := used + _width(buffer[end])) <= room:
+            end += 1
+        return buffer[self._start : end]
 
     def _redraw_input(self) -> None:
-        self.drawInputLine()
+        """The prompt and the line's window, the cursor where it is in the line."""
         if self.secret:
+            self.terminal.write(self.ps[self.pn])
             return
         shown = self._window()
-        after_cursor = shown[self.lineBufferIndex - self._start :]
-        if width := columns(after_cursor):
+        self.terminal.write(self.ps[self.pn] + b"".join(shown))
+        if width := columns(shown[self.lineBufferIndex - self._start :]):
             self.terminal.cursorBackward(width)
 
     def _redraw_line(self) -> None:
