@@ -98,6 +98,12 @@ MIGRATIONS = (
     ALTER TABLE channel_history_v3 RENAME TO channel_history;
     CREATE INDEX history_by_channel ON channel_history (channel_key, seq);
     """,
+    # A message's seq is what its reader acknowledges, so it is never given twice: a
+    # plain rowid gives the highest one again once its row is gone.
+    """
+    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO counters SELECT 'message_seq', coalesce(max(seq), 0) FROM messages;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -118,6 +124,8 @@ class SqliteStore:
         # Unread counts by recipient, read once and then kept up to date: counting an
         # inbox on every message would cost more the fuller it gets. Writer thread only.
         self._unread: dict[int, int] = {}
+        # The last message seq given, read once and then kept (writer thread only).
+        self._last_seq: list[int] = []
 
     # Opening and closing
 
@@ -273,6 +281,7 @@ class SqliteStore:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             self._unread.clear()
+            self._last_seq.clear()
             raise
         self.batches += 1
         return outcomes
@@ -298,7 +307,7 @@ class SqliteStore:
     def put_messages(self, messages: list[PrivateMessage]) -> Deferred[list[int]]:
         # The Deferred itself, not a coroutine awaiting it: the hot path of a busy
         # inbox suspends one frame fewer per message.
-        return self._submit(partial(_put_messages, messages, self._unread))
+        return self._submit(partial(_put_messages, messages, self._unread, self._last_seq))
 
     async def read_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
         return await self._submit(partial(_read_messages, recipient_id, limit))
@@ -333,7 +342,10 @@ class _RequestFailed(Exception):
 
 
 def _put_messages(
-    messages: list[PrivateMessage], unread: dict[int, int], db: sqlite3.Connection
+    messages: list[PrivateMessage],
+    unread: dict[int, int],
+    last_seq: list[int],
+    db: sqlite3.Connection,
 ) -> list[int]:
     counts, after = [], {}
     for message in messages:
@@ -341,17 +353,25 @@ def _put_messages(
         before = after.get(recipient) or _count_messages(recipient, unread, db)
         after[recipient] = before + 1
         counts.append(before + 1)
+    if not last_seq:
+        last_seq.append(db.execute(_LAST_SEQ).fetchone()[0])
+    seq = last_seq[0]
     values: list[Any] = []
     for m in messages:
-        values += (m.recipient_id, m.sender.id, m.sender.name, m.text, m.time)
+        seq += 1
+        values += (seq, m.recipient_id, m.sender.id, m.sender.name, m.text, m.time)
     _insert_rows(db, "messages", _MESSAGE_COLUMNS, values)
+    db.execute(_SET_LAST_SEQ, (seq,))
+    last_seq[0] = seq
     unread.update(after)
     return counts
 
 
-_MESSAGE_COLUMNS = ("recipient_id", "sender_id", "sender_name", "text", "time")
+_LAST_SEQ = "SELECT value FROM counters WHERE name = 'message_seq'"
+_SET_LAST_SEQ = "UPDATE counters SET value = ? WHERE name = 'message_seq'"
+_MESSAGE_COLUMNS = ("seq", "recipient_id", "sender_id", "sender_name", "text", "time")
 # Rows per INSERT: a few fixed sizes, so that each statement is prepared once and
-# cached; at most 64 x 5 = 320 variables, well inside any SQLite's limit (999).
+# cached; at most 64 x 6 = 384 variables, well inside any SQLite's limit (999).
 _ROWS_AT_ONCE = (64, 16, 4, 1)
 
 

@@ -361,6 +361,8 @@ def test_an_ack_lets_go_of_the_messages_up_to_it_and_no_further(connect):
         [error] = nina.send("ack", seq=bad)
         assert error["error"] == "bad_request"
     assert nina.send("ack", seq=two["seq"]) == [{"reply": "ack", "remaining": 1}]
+    # Past any number a store holds: all of them.
+    assert nina.send("ack", seq=2**64) == [{"reply": "ack", "remaining": 0}]
 
 
 def test_messages_read_but_not_acknowledged_come_again_at_the_next_login(connect):

@@ -82,6 +82,25 @@ async def test_messages_read_stay_on_disk_until_acknowledged(tmp_path):
         assert (left.text, left.seq) == ("three", third.seq)
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_seq_is_never_given_twice_even_once_its_message_is_gone(tmp_path):
+    async with opened(tmp_path / "t.db") as store:
+        await store.add_account(NINA_ACCOUNT)
+        await put(store, PrivateMessage(NINA.id, JOSE, "first", 1.0))
+        [first] = await store.read_messages(NINA.id, 10)
+        assert await store.ack_messages(NINA.id, first.seq) == 0
+        await put(store, PrivateMessage(NINA.id, JOSE, "second, never shown", 2.0))
+        # The same ack again, as after a reconnect: the new message stays.
+        assert await store.ack_messages(NINA.id, first.seq) == 1
+        [second] = await store.read_messages(NINA.id, 10)
+        assert second.seq > first.seq
+        await store.ack_messages(NINA.id, second.seq)
+    async with opened(tmp_path / "t.db") as store:
+        await put(store, PrivateMessage(NINA.id, JOSE, "after a restart", 3.0))
+        [third] = await store.read_messages(NINA.id, 10)
+        assert third.seq > second.seq
+
+
 @pytest.mark.parametrize("count", [1, 5, 63, 64, 149])
 @pytest_twisted.ensureDeferred
 async def test_a_batch_of_any_size_is_kept_whole_and_in_order(tmp_path, count):
@@ -260,7 +279,7 @@ async def test_a_first_version_database_is_upgraded_and_keeps_its_data(tmp_path)
     finally:
         await store.close()
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
 
 
 @pytest_twisted.ensureDeferred

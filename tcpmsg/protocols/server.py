@@ -67,6 +67,7 @@ CHANNEL_BYTES = 2 * USER_BYTES + 48
 # The most a list's reply takes besides its entries: its op, an escaped id, a
 # channel and its owner.
 REPLY_BYTES = 1024
+LAST_SEQ = 2**63 - 1
 
 
 # What an operation answers with: the reply's body, or the whole line where the
@@ -405,6 +406,8 @@ class ServerProtocol(ClientConnection):
         seq = request.optional_integer("seq", -1)
         if seq < 0:
             raise BadRequest("'seq' is the number of the last message read: 0 or more")
+        # Past any seq there is (a store's integers end at 2**63 - 1), it means them all.
+        seq = min(seq, LAST_SEQ)
         return {"remaining": await self.factory.hub.ack_messages(self.user, seq)}
 
     def op_create(self, request: wire.Request) -> dict[str, Any]:
