@@ -148,6 +148,18 @@ def test_ctrl_c_disconnects_cleanly(tmp_path):
         assert client.exitstatus == 0
 
 
+def test_a_ctrl_c_as_the_client_ends_does_not_kill_it(tmp_path):
+    with running_server(tmp_path) as server:
+        client = on_terminal("--host", "127.0.0.1", "--port", str(server.port), "--name", "Nina")
+        sign_in(client)
+        client.sendcontrol("c")
+        client.expect_exact("Disconnected from server.")
+        client.sendcontrol("c")  # as the terminal is given back
+        client.expect(pexpect.EOF)
+        client.close()
+        assert (client.signalstatus, client.exitstatus) == (None, 0)
+
+
 def test_help_documents_every_flag():
     out = pexpect.run(f"{CLIENT} --help", encoding="utf-8")
     for flag in ("--host", "--port", "--name", "--help", "--version"):

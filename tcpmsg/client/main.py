@@ -166,4 +166,9 @@ def run(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     on_terminal = sys.stdin.isatty() and sys.stdout.isatty()
     with keystroke_mode(sys.stdin.fileno()) if on_terminal else nullcontext():
-        react(lambda reactor: Deferred.fromCoroutine(main(reactor, options, on_terminal)))
+        try:
+            react(lambda reactor: Deferred.fromCoroutine(main(reactor, options, on_terminal)))
+        finally:
+            # The session is over: a Ctrl-C as the terminal is given back (a second
+            # one, pressed quickly) would otherwise kill the process, and its status.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
