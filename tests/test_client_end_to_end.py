@@ -160,6 +160,19 @@ def test_a_ctrl_c_as_the_client_ends_does_not_kill_it(tmp_path):
         assert (client.signalstatus, client.exitstatus) == (None, 0)
 
 
+def test_a_script_on_a_pipe_faster_than_the_flood_limit_is_slowed_not_cut(tmp_path):
+    # 30 sends to oneself: past the 20 the server takes at once.
+    with running_server(tmp_path) as server:
+        client = on_pipes("--host", "127.0.0.1", "--port", str(server.port), "--name", "Ana")
+        sign_in(client)
+        for n in range(30):
+            choose(client, "2", f"note {n}", "Ana")
+        for _ in range(30):
+            client.expect_exact("Message sent!")
+        assert finish(client) == 0
+        assert "Error" not in client.before
+
+
 def test_help_documents_every_flag():
     out = pexpect.run(f"{CLIENT} --help", encoding="utf-8")
     for flag in ("--host", "--port", "--name", "--help", "--version"):

@@ -571,6 +571,40 @@ def test_a_password_held_by_the_login_delay_is_said_to_be_checked():
     assert session.screen.take()[-1] == "Checking the password..."
 
 
+def test_a_request_over_the_flood_limit_is_sent_again_after_the_wait_it_was_told(session):
+    session.type("1")
+    request = session.server.request()
+    session.server.send(
+        {
+            "error": "rate_limited",
+            "message": "too many requests",
+            "retry_after": 0.5,
+            "op": "users",
+            "id": request["id"],
+        }
+    )
+    session.clock.advance(0.4)
+    assert session.server.requests() == []
+    session.clock.advance(0.1)
+    session.server.answer(users=[NINA])
+    shown = session.screen.take()
+    assert "Users in server: Nina:50851" in shown
+    assert not [line for line in shown if line.startswith("Error")]
+
+
+def test_ctrl_c_while_waiting_out_the_flood_limit_disconnects_at_once(session):
+    session.type("1")
+    session.server.refuse("rate_limited", "too many requests")  # no retry_after: shown
+    session.type("1")
+    request = session.server.request()
+    session.server.send(
+        {"error": "rate_limited", "message": "x", "retry_after": 30, "id": request["id"]}
+    )
+    session.console.interrupt()
+    assert session.server.answer()["op"] == "quit"
+    assert session.done.result == 0
+
+
 def test_ctrl_c_while_connecting_gives_up_at_once():
     screen = TranscriptScreen()
     connecting: Deferred[ClientProtocol] = Deferred()

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, fail, succeed
 from twisted.internet.error import ConnectionClosed
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from tcpmsg.errors import TcpmsgError, quoted
@@ -115,6 +116,7 @@ class Console:
         self._connecting: Deferred[ClientProtocol] | None = None
         self._quitting = False
         self._goodbye: Deferred[dict[str, Any]] | None = None
+        self._pause: Deferred[None] | None = None  # waiting out the flood limit
 
     # What the person types
 
@@ -134,6 +136,8 @@ class Console:
             self._connecting.cancel()
         elif goodbye is not None:
             goodbye.cancel()  # Ctrl-C again while the quit waits: go now
+        elif self._pause is not None:
+            self._pause.cancel()
         elif self.client is not None and not self._quitting:
             self.client.abandon_requests(Hangup())
 
@@ -325,11 +329,20 @@ class Console:
 
     async def _call(self, op: str, **fields: Any) -> dict[str, Any] | None:
         """The reply to a request, or None once the server's refusal is shown."""
-        try:
-            return await self._answer(self.client.request(op, **fields))
-        except ServerError as error:
-            self.screen.show(f"Error: {error.message}")
-            return None
+        while True:
+            try:
+                return await self._answer(self.client.request(op, **fields))
+            except ServerError as error:
+                if error.code == "rate_limited" and error.retry_after is not None:
+                    # Faster than the flood limit (a script on a pipe): wait as told.
+                    self._pause = deferLater(self._clock, error.retry_after)
+                    try:
+                        await self._pause
+                    finally:
+                        self._pause = None
+                    continue
+                self.screen.show(f"Error: {error.message}")
+                return None
 
     async def _answer(
         self, request: Deferred[dict[str, Any]], waiting: str | None = None

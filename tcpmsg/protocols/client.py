@@ -21,12 +21,14 @@ _PING = wire.encode({"op": "ping"})
 
 
 class ServerError(Exception):
-    """The server refused a request: its stable code and its words."""
+    """The server refused a request: its stable code, its words, and how long to wait
+    before asking again when it said (``retry_after``, seconds: the flood limit)."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
 
 class Listener(Protocol):
@@ -114,7 +116,9 @@ class ClientProtocol(LineReceiver, Keepalive):
         if answer is None:
             return
         if "error" in message:
-            answer.errback(ServerError(message["error"], message["message"]))
+            wait = message.get("retry_after")
+            wait = wait if isinstance(wait, (int, float)) and 0 <= wait <= 60 else None
+            answer.errback(ServerError(message["error"], message["message"], wait))
         else:
             answer.callback(message)
 
