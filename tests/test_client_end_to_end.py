@@ -137,18 +137,7 @@ def test_the_server_going_away_is_said_and_exits_non_zero(tmp_path):
     assert "Traceback" not in client.before
 
 
-def test_ctrl_c_disconnects_cleanly(tmp_path):
-    with running_server(tmp_path) as server:
-        client = on_terminal("--host", "127.0.0.1", "--port", str(server.port), "--name", "Nina")
-        sign_in(client)
-        client.sendcontrol("c")
-        client.expect_exact("Disconnected from server.")
-        client.expect(pexpect.EOF)
-        client.close()
-        assert client.exitstatus == 0
-
-
-def test_a_ctrl_c_as_the_client_ends_does_not_kill_it(tmp_path):
+def test_ctrl_c_disconnects_cleanly_and_another_as_the_client_ends_does_not_kill_it(tmp_path):
     with running_server(tmp_path) as server:
         client = on_terminal("--host", "127.0.0.1", "--port", str(server.port), "--name", "Nina")
         sign_in(client)
