@@ -395,9 +395,11 @@ class ServerProtocol(ClientConnection):
             self._reading_inbox = True
             try:
                 messages = await hub.read_messages(self.user, page) if page else []
+                # Counted after the read: an ack pipelined behind the inbox may come between.
+                after = await hub.count_messages(self.user) - len(messages)
                 return {
                     "messages": [wire.private_message(m) for m in messages],
-                    "remaining": await hub.count_messages(self.user) - len(messages),
+                    "remaining": max(after, 0),
                 }
             finally:
                 self._reading_inbox = False
