@@ -32,7 +32,7 @@ from tcpmsg.rules import (
     check_user_name,
     looks_like_client_id,
 )
-from tcpmsg.store import Snapshot, Store, StoredChannel
+from tcpmsg.store import InboxPage, Snapshot, Store, StoredChannel
 
 T = TypeVar("T")
 DEFAULT_HISTORY = 100
@@ -303,7 +303,7 @@ class Hub:
             self._store.discard_messages(recipient_id)
         return sent
 
-    async def read_messages(self, user: User, limit: int) -> list[PrivateMessage]:
+    async def read_messages(self, user: User, limit: int) -> InboxPage:
         """The user's oldest ``limit`` messages not yet acknowledged; a front end reads an
         inbox in pages, and a message stays until its reader says it has it (``ack``):
         one whose reply never reached the reader comes again."""

@@ -25,7 +25,7 @@ from twisted.python.threadpool import ThreadPool
 from tcpmsg.accounts import Account
 from tcpmsg.errors import AlreadyRegistered
 from tcpmsg.events import PrivateMessage, Said, UserRef
-from tcpmsg.store import Snapshot, StoredChannel, StoreError
+from tcpmsg.store import InboxPage, Snapshot, StoredChannel, StoreError
 
 log = Logger()
 
@@ -309,8 +309,8 @@ class SqliteStore:
         # inbox suspends one frame fewer per message.
         return self._submit(partial(_put_messages, messages, self._unread, self._last_seq))
 
-    async def read_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
-        return await self._submit(partial(_read_messages, recipient_id, limit))
+    async def read_messages(self, recipient_id: int, limit: int) -> InboxPage:
+        return await self._submit(partial(_read_messages, recipient_id, limit, self._unread))
 
     async def ack_messages(self, recipient_id: int, upto: int) -> int:
         return await self._submit(partial(_ack_messages, recipient_id, upto, self._unread))
@@ -402,13 +402,16 @@ def _insert_statement(table: str, columns: tuple[str, ...], rows: int) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * rows)
 
 
-def _read_messages(recipient_id: int, limit: int, db: sqlite3.Connection) -> list[PrivateMessage]:
+def _read_messages(
+    recipient_id: int, limit: int, unread: dict[int, int], db: sqlite3.Connection
+) -> InboxPage:
     rows = db.execute(
         "SELECT seq, sender_id, sender_name, text, time FROM messages"
         " WHERE recipient_id = ? ORDER BY seq LIMIT ?",
         (recipient_id, limit),
     ).fetchall()
-    return [PrivateMessage(recipient_id, UserRef(i, n), t, at, seq) for seq, i, n, t, at in rows]
+    page = [PrivateMessage(recipient_id, UserRef(i, n), t, at, seq) for seq, i, n, t, at in rows]
+    return InboxPage(page, _count_messages(recipient_id, unread, db) - len(page))
 
 
 def _ack_messages(

@@ -35,6 +35,15 @@ class Snapshot:
     channels: tuple[StoredChannel, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """A page of an inbox, and how many messages wait after it, read together: an ack
+    between the two would have the count miss the page's own messages."""
+
+    messages: list[PrivateMessage]
+    remaining: int
+
+
 class Store(Protocol):
     def open(self) -> Snapshot:
         """Open the store before the reactor runs; raise ``StoreError`` if it cannot be used."""
@@ -46,9 +55,9 @@ class Store(Protocol):
         """Keep messages, in order; once they are safe, return how many wait for each
         one's recipient, counting it."""
 
-    async def read_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
+    async def read_messages(self, recipient_id: int, limit: int) -> InboxPage:
         """A recipient's oldest ``limit`` messages not yet acknowledged, oldest first, each
-        with its ``seq``; they stay until acknowledged."""
+        with its ``seq`` (they stay until acknowledged), and how many wait after them."""
 
     async def ack_messages(self, recipient_id: int, upto: int) -> int:
         """Drop a recipient's messages numbered ``upto`` or less (read, the recipient
@@ -102,9 +111,10 @@ class MemoryStore:
             counts.append(len(inbox))
         return counts
 
-    async def read_messages(self, recipient_id: int, limit: int) -> list[PrivateMessage]:
-        inbox = self._inboxes.get(recipient_id, ())
-        return [replace(message, seq=seq) for seq, message in inbox[:limit]]
+    async def read_messages(self, recipient_id: int, limit: int) -> InboxPage:
+        inbox = self._inboxes.get(recipient_id, [])
+        page = [replace(message, seq=seq) for seq, message in inbox[:limit]]
+        return InboxPage(page, len(inbox) - len(page))
 
     async def ack_messages(self, recipient_id: int, upto: int) -> int:
         inbox = self._inboxes.get(recipient_id, [])

@@ -47,7 +47,7 @@ def now(coroutine: Coroutine[Any, Any, Any]) -> Any:
 
 def take(hub: Hub, user: User, limit: int) -> list[PrivateMessage]:
     """A page of the user's inbox read and acknowledged, as a client does."""
-    page = now(hub.read_messages(user, limit))
+    page = now(hub.read_messages(user, limit)).messages
     if page:
         now(hub.ack_messages(user, page[-1].seq))
     return page

@@ -11,13 +11,11 @@ import pytest
 from twisted.logger import capturedLogs
 
 from tcpmsg import __version__
-from tcpmsg.hub import Hub
 from tcpmsg.menu import MENU
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.limits import Limits
 from tcpmsg.protocols.server import ServerFactory
 from tcpmsg.rules import MAX_NAME_LENGTH, MAX_TEXT_LENGTH
-from tcpmsg.store import MemoryStore
 from tests.conftest import GatedStore, LineClient, gated
 
 NOW = "2026-11-24T17:45:00.000Z"
@@ -365,21 +363,6 @@ def test_an_ack_lets_go_of_the_messages_up_to_it_and_no_further(connect):
     assert nina.send("ack", seq=two["seq"]) == [{"reply": "ack", "remaining": 1}]
     # Past any number a store holds: all of them.
     assert nina.send("ack", seq=2**64) == [{"reply": "ack", "remaining": 0}]
-
-
-class AckedMeanwhile(MemoryStore):
-    """Counts an inbox as if an ack queued behind the read had come first, as it may
-    with the SQLite store's queue."""
-
-    async def count_messages(self, recipient_id: int) -> int:
-        return 0
-
-
-def test_an_ack_that_comes_between_an_inbox_and_its_count_leaves_remaining_at_zero(clock):
-    factory = ServerFactory(Hub(AckedMeanwhile(), clock=clock.seconds), Limits(), clock)
-    _, nina = jose_and_nina(factory, "one")
-    [reply] = nina.send("inbox")
-    assert (len(reply["messages"]), reply["remaining"]) == (1, 0)
 
 
 def test_messages_read_but_not_acknowledged_come_again_at_the_next_login(connect):

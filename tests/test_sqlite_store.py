@@ -37,7 +37,7 @@ async def opened(path, history_limit: int = 100) -> AsyncIterator[SqliteStore]:
 async def take(store: SqliteStore, recipient_id: int, limit: int) -> list[PrivateMessage]:
     """A page read and acknowledged, as a client does; its messages as they were kept
     (without the numbers the store gave them)."""
-    page = await store.read_messages(recipient_id, limit)
+    page = (await store.read_messages(recipient_id, limit)).messages
     if page:
         await store.ack_messages(recipient_id, page[-1].seq)
     return [replace(message, seq=0) for message in page]
@@ -71,14 +71,15 @@ async def test_messages_read_stay_on_disk_until_acknowledged(tmp_path):
         await store.add_account(NINA_ACCOUNT)
         for text in ("one", "two", "three"):
             await put(store, PrivateMessage(NINA.id, JOSE, text, 1.0))
-        first, second, third = await store.read_messages(NINA.id, 10)
+        first, second, third = (await store.read_messages(NINA.id, 10)).messages
         assert first.seq < second.seq < third.seq
     async with opened(tmp_path / "t.db") as store:
-        assert [m.text for m in await store.read_messages(NINA.id, 10)] == ["one", "two", "three"]
+        read = await store.read_messages(NINA.id, 10)
+        assert [m.text for m in read.messages] == ["one", "two", "three"]
         assert await store.ack_messages(NINA.id, second.seq) == 1
     async with opened(tmp_path / "t.db") as store:
         assert await store.count_messages(NINA.id) == 1
-        [left] = await store.read_messages(NINA.id, 10)
+        [left] = (await store.read_messages(NINA.id, 10)).messages
         assert (left.text, left.seq) == ("three", third.seq)
 
 
@@ -87,18 +88,33 @@ async def test_a_seq_is_never_given_twice_even_once_its_message_is_gone(tmp_path
     async with opened(tmp_path / "t.db") as store:
         await store.add_account(NINA_ACCOUNT)
         await put(store, PrivateMessage(NINA.id, JOSE, "first", 1.0))
-        [first] = await store.read_messages(NINA.id, 10)
+        [first] = (await store.read_messages(NINA.id, 10)).messages
         assert await store.ack_messages(NINA.id, first.seq) == 0
         await put(store, PrivateMessage(NINA.id, JOSE, "second, never shown", 2.0))
         # The same ack again, as after a reconnect: the new message stays.
         assert await store.ack_messages(NINA.id, first.seq) == 1
-        [second] = await store.read_messages(NINA.id, 10)
+        [second] = (await store.read_messages(NINA.id, 10)).messages
         assert second.seq > first.seq
         await store.ack_messages(NINA.id, second.seq)
     async with opened(tmp_path / "t.db") as store:
         await put(store, PrivateMessage(NINA.id, JOSE, "after a restart", 3.0))
-        [third] = await store.read_messages(NINA.id, 10)
+        [third] = (await store.read_messages(NINA.id, 10)).messages
         assert third.seq > second.seq
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_page_and_what_waits_after_it_are_read_together(tmp_path):
+    async with opened(tmp_path / "t.db") as store:
+        await store.add_account(NINA_ACCOUNT)
+        for text in ("m0", "m1", "m2", "m3"):
+            await put(store, PrivateMessage(NINA.id, JOSE, text, 1.0))
+        _, shown = (await store.read_messages(NINA.id, 2)).messages
+        # A client's inbox, and an ack of what it was shown before, in one batch.
+        reading = ensureDeferred(store.read_messages(NINA.id, 2))
+        acking = ensureDeferred(store.ack_messages(NINA.id, shown.seq))
+        page = await reading
+        assert ([m.text for m in page.messages], page.remaining) == (["m0", "m1"], 2)
+        assert await acking == 2
 
 
 @pytest.mark.parametrize("count", [1, 5, 63, 64, 149])

@@ -394,12 +394,12 @@ class ServerProtocol(ClientConnection):
         with self.reserving(page * TEXT_BYTES):
             self._reading_inbox = True
             try:
-                messages = await hub.read_messages(self.user, page) if page else []
-                # Counted after the read: an ack pipelined behind the inbox may come between.
-                after = await hub.count_messages(self.user) - len(messages)
+                if not page:
+                    return {"messages": [], "remaining": await hub.count_messages(self.user)}
+                read = await hub.read_messages(self.user, page)
                 return {
-                    "messages": [wire.private_message(m) for m in messages],
-                    "remaining": max(after, 0),
+                    "messages": [wire.private_message(m) for m in read.messages],
+                    "remaining": read.remaining,
                 }
             finally:
                 self._reading_inbox = False
