@@ -75,6 +75,16 @@ def test_a_burst_is_served_then_requests_are_rate_limited_with_a_retry_time(conn
     assert jose.send("ping") == [{"reply": "ping"}]
 
 
+def test_a_retry_time_is_rounded_up_so_that_a_client_waiting_it_is_served(connect, clock):
+    jose = connect("Jose")
+    jose.feed(b'{"op":"ping"}\n' * 19)
+    clock.advance(0.09999)  # a token 0.00001 s from whole
+    [refused] = jose.send("ping")
+    assert refused["retry_after"] == 0.001  # not 0.0, which would be a flood strike
+    clock.advance(refused["retry_after"])
+    assert jose.send("ping") == [{"reply": "ping"}]
+
+
 def test_a_client_that_keeps_flooding_is_closed(connect, limits):
     jose = connect("Jose")
     replies = jose.feed(b'{"op":"ping"}\n' * (limits.burst + limits.flood_strikes + 5))

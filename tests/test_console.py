@@ -592,6 +592,26 @@ def test_a_request_over_the_flood_limit_is_sent_again_after_the_wait_it_was_told
     assert not [line for line in shown if line.startswith("Error")]
 
 
+def test_a_connection_lost_while_waiting_out_the_flood_limit_is_said_at_once(session):
+    session.type("1")
+    request = session.server.request()
+    session.server.send(
+        {"error": "rate_limited", "message": "x", "retry_after": 30, "id": request["id"]}
+    )
+    session.server.protocol.connectionLost(Failure(ConnectionLost()))
+    assert session.screen.take()[-1] == "Lost the connection to the server."
+    assert session.done.result == 1
+
+
+def test_a_retry_time_that_is_not_a_number_of_seconds_is_not_waited(session):
+    session.type("1")
+    request = session.server.request()
+    session.server.send(
+        {"error": "rate_limited", "message": "slow down", "retry_after": True, "id": request["id"]}
+    )
+    assert "Error: slow down" in session.screen.take()
+
+
 def test_ctrl_c_while_waiting_out_the_flood_limit_disconnects_at_once(session):
     session.type("1")
     session.server.refuse("rate_limited", "too many requests")  # no retry_after: shown

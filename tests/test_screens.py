@@ -143,6 +143,25 @@ def test_the_insert_key_leaves_the_line_in_insert_mode():
     assert term.console.lines == ["a日本"]
 
 
+def test_a_prompt_wider_than_the_terminal_is_cut_to_its_end_and_nothing_wraps():
+    term = Terminal()
+    term.screen.resize(20)
+    term.screen.prompt("Enter the server IP Address: ")
+    term.keys(b"127.0.0.1")
+    # Eleven columns of the prompt, eight of the line: one short of the width.
+    assert last_redraw(term) == (b"P Address: 27.0.0.1", 0)
+
+
+def test_a_width_of_0_is_no_width_and_a_resize_after_the_end_draws_nothing():
+    term = Terminal()
+    term.screen.resize(0)
+    assert term.screen.width == 80
+    term.screen.finish()
+    term.transport.clear()
+    term.screen.resize(40)
+    assert term.transport.value() == b""
+
+
 def test_history_brings_back_earlier_lines():
     term = Terminal()
     term.keys(b"first\rsecond\r")

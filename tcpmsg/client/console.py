@@ -179,6 +179,8 @@ class Console:
         if not self._quitting:
             said = reason.value.message if isinstance(reason.value, ServerError) else ""
             self._interrupt(ServerGone(said))
+            if self._pause is not None:
+                self._pause.cancel()  # no point waiting out the flood limit now
 
     def on_message_waiting(self, event: dict[str, Any]) -> None:
         self.screen.show(f"You have {plural(event['unread'], 'new message')}.", notice=True)
@@ -338,6 +340,12 @@ class Console:
                     self._pause = deferLater(self._clock, error.retry_after)
                     try:
                         await self._pause
+                    except CancelledError:
+                        gone = self._interruption  # the connection lost meanwhile
+                        if isinstance(gone, ServerGone):
+                            self._interruption = None
+                            raise gone from None
+                        raise
                     finally:
                         self._pause = None
                     continue

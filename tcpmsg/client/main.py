@@ -170,5 +170,7 @@ def run(argv: list[str] | None = None) -> None:
             react(lambda reactor: Deferred.fromCoroutine(main(reactor, options, on_terminal)))
         finally:
             # The session is over: a Ctrl-C as the terminal is given back (a second
-            # one, pressed quickly) would otherwise kill the process, and its status.
+            # one, pressed quickly) would otherwise kill the process, and its status;
+            # a resize would draw the input line again.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGWINCH, signal.SIG_DFL)

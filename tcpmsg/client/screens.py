@@ -136,6 +136,7 @@ class TerminalScreen(HistoricRecvLine):
         self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         self.closed: Deferred[None] = Deferred()
         self._start = 0  # the first character of the line shown (``_window``)
+        self._finished = False
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if not self.closed.called:
@@ -143,6 +144,7 @@ class TerminalScreen(HistoricRecvLine):
 
     def finish(self) -> None:
         """Leave the terminal as we found it: no prompt left behind, insert mode off."""
+        self._finished = True
         self.terminal.write(b"\r")
         self.terminal.eraseLine()
         self.terminal.resetModes([insults.modes.IRM])
@@ -178,7 +180,7 @@ class TerminalScreen(HistoricRecvLine):
         when a line arrives above it)."""
         # Each step reads at most a row's worth of the line: a long paste is drawn
         # once a key, and each drawing must not cost the whole line.
-        room = max(self.width - 1 - columns(_characters(self.ps[self.pn])), 8)
+        room = max(self.width - 1 - columns(_characters(self._prompt())), 1)
         buffer, index = self.lineBuffer, self.lineBufferIndex
         if not _wider_than(buffer, room):
             self._start = 0
@@ -188,19 +190,28 @@ class TerminalScreen(HistoricRecvLine):
             start, used = index, 0
             while start > 0 and (used := used + _width(buffer[start - 1])) <= room:
                 start -= 1
+            while start < index and not _width(buffer[start]):
+                start += 1  # a mark would fall on the prompt: its base is out of view
             self._start = start
         end, used = self._start, 0
         while end < len(buffer) and (used := used + _width(buffer[end])) <= room:
             end += 1
         return buffer[self._start : end]
 
+    def _prompt(self) -> bytes:
+        """The prompt, or its end when the terminal is too narrow for it and some input."""
+        prompt = _characters(self.ps[self.pn])
+        while prompt and columns(prompt) > self.width - 9:
+            del prompt[0]
+        return b"".join(prompt)
+
     def _redraw_input(self) -> None:
         """The prompt and the line's window, the cursor where it is in the line."""
         if self.secret:
-            self.terminal.write(self.ps[self.pn])
+            self.terminal.write(self._prompt())
             return
         shown = self._window()
-        self.terminal.write(self.ps[self.pn] + b"".join(shown))
+        self.terminal.write(self._prompt() + b"".join(shown))
         if width := columns(shown[self.lineBufferIndex - self._start :]):
             self.terminal.cursorBackward(width)
 
@@ -210,9 +221,11 @@ class TerminalScreen(HistoricRecvLine):
         self._redraw_input()
 
     def resize(self, width: int) -> None:
-        """The terminal is ``width`` columns wide (at the start, and whenever it changes)."""
-        self.width = width
-        self._redraw_line()
+        """The terminal is ``width`` columns wide (at the start, and whenever it changes);
+        a terminal that says 0 has not been given a size."""
+        if width > 0 and not self._finished:
+            self.width = width
+            self._redraw_line()
 
     def handle_INSERT(self) -> None:
         pass  # no typeover: recvline's replaces one character whatever its width

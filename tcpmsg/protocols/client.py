@@ -117,7 +117,8 @@ class ClientProtocol(LineReceiver, Keepalive):
             return
         if "error" in message:
             wait = message.get("retry_after")
-            wait = wait if isinstance(wait, (int, float)) and 0 <= wait <= 60 else None
+            usable = type(wait) in (int, float) and 0 <= wait <= 60  # a bool is no wait
+            wait = wait if usable else None
             answer.errback(ServerError(message["error"], message["message"], wait))
         else:
             answer.callback(message)

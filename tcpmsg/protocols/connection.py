@@ -9,6 +9,7 @@ format writes a refusal, a ping and a shutdown notice.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -443,5 +444,5 @@ class ClientConnection(LineReceiver, Keepalive):
         raise RateLimited(
             f"too many requests: at most {self.limits.burst} at once, "
             f"then {self.limits.rate:g} a second",
-            retry_after=round(wait, 3),
+            retry_after=math.ceil(wait * 1000) / 1000,  # up: a wait told is long enough
         )
