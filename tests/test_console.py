@@ -116,7 +116,7 @@ class Session:
             self.console.line_received(line)
 
     def sign_in(self, me: dict[str, Any] = NINA, menu: dict[str, Any] = MENU_DATA) -> None:
-        self.server.answer(client_id=me["id"], name=me["name"], version=1, menu=menu)
+        self.server.answer(client_id=me["id"], name=me["name"], version=2, menu=menu)
         self.screen.take()
 
 
@@ -131,11 +131,11 @@ def test_asks_for_what_is_not_given_then_shows_client_info_and_the_menu():
     session = Session()
     session.type("localhost", "8008", "Nina")
     assert session.server.address == ("localhost", 8008)
-    assert session.server.answer(client_id=50851, name="Nina", version=1, menu=MENU_DATA) == {
+    assert session.server.answer(client_id=50851, name="Nina", version=2, menu=MENU_DATA) == {
         "op": "hello",
         "id": 1,
         "name": "Nina",
-        "version": 1,
+        "version": 2,
     }
     assert session.screen.take() == [
         "Enter the server IP Address:",
@@ -186,7 +186,7 @@ def test_a_server_that_cannot_be_reached_is_said_and_the_status_is_1():
 def test_the_menu_labels_come_from_the_server():
     session = Session(host="h", port=1, name="Nina")
     menu = {"title": "Our Place", "options": [{"key": "a", "label": "Who is here", "op": "users"}]}
-    session.server.answer(client_id=1, name="Nina", version=1, menu=menu)
+    session.server.answer(client_id=1, name="Nina", version=2, menu=menu)
     assert session.screen.take()[-6:] == [
         "****** Our Place ******",
         "-----------------------",
@@ -650,7 +650,7 @@ def test_a_registered_name_is_asked_its_password(session):
         "op": "hello",
         "id": 2,
         "name": "Nina",
-        "version": 1,
+        "version": 2,
         "password": "secret-1",
     }
     assert session.screen.take()[-1] == "Password (or nothing, for another name):"
@@ -684,7 +684,7 @@ def test_a_wrong_password_asks_for_the_password_again():
         "op": "hello",
         "id": 3,
         "name": "Nina",
-        "version": 1,
+        "version": 2,
         "password": "right",
     }
 
@@ -692,14 +692,14 @@ def test_a_wrong_password_asks_for_the_password_again():
 def test_after_a_wrong_password_nothing_asks_for_another_name():
     session = wrong_password()
     session.type("", "Nina2")
-    assert session.server.request() == {"op": "hello", "id": 3, "name": "Nina2", "version": 1}
+    assert session.server.request() == {"op": "hello", "id": 3, "name": "Nina2", "version": 2}
 
 
 def test_nothing_for_the_password_of_a_registered_name_asks_for_another_name():
     session = Session(host="localhost", port=8008, name="Nina")
     session.server.refuse("password_required", "Nina is registered: give its password")
     session.type("", "Nina2")
-    assert session.server.request() == {"op": "hello", "id": 2, "name": "Nina2", "version": 1}
+    assert session.server.request() == {"op": "hello", "id": 2, "name": "Nina2", "version": 2}
     assert session.screen.take()[-2:] == [
         "Password (or nothing, for another name):",
         "Your id key (i.e your name):",
@@ -708,7 +708,7 @@ def test_nothing_for_the_password_of_a_registered_name_asks_for_another_name():
 
 def test_waiting_messages_are_counted_at_login():
     session = Session(host="localhost", port=8008, name="Nina")
-    reply = {"client_id": 1, "name": "Nina", "version": 1, "menu": MENU_DATA, "unread": 3}
+    reply = {"client_id": 1, "name": "Nina", "version": 2, "menu": MENU_DATA, "unread": 3}
     session.server.answer(**reply)
     assert "You have 3 new messages." in session.screen.take()
 
@@ -731,7 +731,7 @@ def test_option_7_registers_after_the_password_is_typed_twice(session):
 
 def test_option_7_once_registered_says_so_without_asking_for_a_password():
     session = Session(host="localhost", port=8008, name="Nina")
-    session.server.answer(client_id=50851, name="Nina", version=1, menu=MENU_DATA, registered=True)
+    session.server.answer(client_id=50851, name="Nina", version=2, menu=MENU_DATA, registered=True)
     session.screen.take()
     session.type("7")
     assert session.screen.take() == ["Error: Nina is registered already", *MENU_LINES]

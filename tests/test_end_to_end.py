@@ -14,7 +14,7 @@ async def test_three_clients_play_the_whole_story(tmp_path):
         jose, nina, ana = [await connect_client(port) for _ in range(3)]
         me = {}
         for client, name in ((jose, "Jose"), (nina, "Nina"), (ana, "Ana")):
-            reply = await client.request("hello", name=name, version=1)
+            reply = await client.request("hello", name=name, version=2)
             assert reply["menu"]["options"][0]["label"] == "Get user list"
             me[name] = {"id": reply["client_id"], "name": name}
 

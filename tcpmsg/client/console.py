@@ -17,6 +17,7 @@ from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
 from tcpmsg.errors import TcpmsgError, quoted
+from tcpmsg.protocols import wire
 from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
 from tcpmsg.rules import check_text, looks_like_client_id
 
@@ -256,7 +257,9 @@ class Console:
         connected = False
         while True:
             try:
-                hello = self.client.request("hello", name=name, version=1, **password)
+                hello = self.client.request(
+                    "hello", name=name, version=wire.PROTOCOL_VERSION, **password
+                )
                 # A password is checked, and held longer after wrong ones: not a hang.
                 waiting = "Checking the password..." if password else None
                 reply = await self._answer(hello, waiting)

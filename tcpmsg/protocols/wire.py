@@ -26,7 +26,8 @@ from tcpmsg.events import (
     UserRef,
 )
 
-PROTOCOL_VERSION = 1
+# 2: an inbox is read without removing; a message goes when acknowledged (ack).
+PROTOCOL_VERSION = 2
 MAX_LINE_BYTES = 16 * 1024
 MAX_ID_LENGTH = 64
 
