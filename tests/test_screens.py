@@ -113,6 +113,18 @@ def test_zero_width_characters_take_no_column():
     assert last_redraw(term)[1] == 5  # 1 + 2 + 2: the selector and the joiner take 0
 
 
+RIGHT, DELETE = b"\x1b[C", b"\x1b[3~"
+
+
+def test_a_character_with_its_marks_or_joined_emoji_is_one_step_for_the_keys():
+    term = Terminal()
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    term.keys(f"ae\u0301{family}x".encode())
+    term.keys(LEFT * 2 + b"\x7f")  # back over x and the family, then erase é
+    term.keys(HOME + RIGHT + DELETE + b"\r")  # and the family after a
+    assert term.console.lines == ["ax"]
+
+
 def test_a_line_longer_than_the_terminal_stays_on_one_row_and_scrolls():
     term = Terminal()  # 80 columns
     term.screen.prompt("Nina> ", quiet=True)

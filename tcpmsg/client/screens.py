@@ -66,6 +66,9 @@ def _zero_width(character: str) -> bool:
     )
 
 
+_ZWJ = "\u200d".encode()
+
+
 class _Mute:
     """Takes every call a terminal takes, and writes nothing."""
 
@@ -226,6 +229,41 @@ class TerminalScreen(HistoricRecvLine):
         if width > 0 and not self._finished:
             self.width = width
             self._redraw_line()
+
+    # The cursor keys, Backspace and Delete take a character with the marks and
+    # joined characters drawn with it (é as e and its accent, a family of emoji
+    # joined by zero-width joiners): one step, as a terminal shows them.
+
+    def _cluster_start(self, index: int) -> int:
+        buffer = self.lineBuffer
+        while index > 0 and (not _width(buffer[index]) or buffer[index - 1] == _ZWJ):
+            index -= 1
+        return index
+
+    def _cluster_end(self, index: int) -> int:
+        buffer = self.lineBuffer
+        index += 1
+        while index < len(buffer) and (not _width(buffer[index]) or buffer[index - 1] == _ZWJ):
+            index += 1
+        return index
+
+    def handle_LEFT(self) -> None:
+        if self.lineBufferIndex > 0:
+            self.lineBufferIndex = self._cluster_start(self.lineBufferIndex - 1)
+
+    def handle_RIGHT(self) -> None:
+        if self.lineBufferIndex < len(self.lineBuffer):
+            self.lineBufferIndex = self._cluster_end(self.lineBufferIndex)
+
+    def handle_BACKSPACE(self) -> None:
+        if self.lineBufferIndex > 0:
+            end = self.lineBufferIndex
+            self.handle_LEFT()
+            del self.lineBuffer[self.lineBufferIndex : end]
+
+    def handle_DELETE(self) -> None:
+        if self.lineBufferIndex < len(self.lineBuffer):
+            del self.lineBuffer[self.lineBufferIndex : self._cluster_end(self.lineBufferIndex)]
 
     def handle_INSERT(self) -> None:
         pass  # no typeover: recvline's replaces one character whatever its width
