@@ -382,13 +382,14 @@ class Console:
             except (ConnectionClosed, ServerError):
                 # Closed, or refused (a flood's closing line): the session is over either way.
                 self.client.transport.loseConnection()
-            except TimeoutError:
+            except (TimeoutError, CancelledError) as error:
+                # Its grace ran out, or a second Ctrl-C would not wait for it.
                 self.client.transport.abortConnection()
-                self.screen.show("The server did not answer; disconnected without its goodbye.")
-                return 1
-            except CancelledError:
-                self.client.transport.abortConnection()
-                self.screen.show("Disconnected without waiting for the server's goodbye.")
+                self.screen.show(
+                    "The server did not answer; disconnected without its goodbye."
+                    if isinstance(error, TimeoutError)
+                    else "Disconnected without waiting for the server's goodbye."
+                )
                 return 1
             finally:
                 self._goodbye = None
@@ -539,10 +540,9 @@ def _why(error: Exception) -> str:
 # bidirectional overrides and isolates (a text that turns "(from: Mallory)" around),
 # and Unicode's line and paragraph separators.
 _UNPRINTABLE = dict.fromkeys(
-    [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)],
+    [*range(0x20), *range(0x7F, 0xA0), *range(0x2028, 0x202F), *range(0x2066, 0x206A)],
     "\ufffd",
 )
-_UNPRINTABLE.update(dict.fromkeys([0x2028, 0x2029], "\ufffd"))
 del _UNPRINTABLE[ord("\t")]
 
 

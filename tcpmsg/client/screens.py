@@ -177,13 +177,13 @@ class TerminalScreen(HistoricRecvLine):
     def drawInputLine(self) -> None:
         self._redraw_input()
 
-    def _window(self) -> list[bytes]:
+    def _window(self, prompt: bytes) -> list[bytes]:
         """The part of the line shown: the input stays on one row, however long, and
         scrolls sideways to keep the cursor in view (a wrapped row could not be erased
         when a line arrives above it)."""
         # Each step reads at most a row's worth of the line: a long paste is drawn
         # once a key, and each drawing must not cost the whole line.
-        room = max(self.width - 1 - columns(_characters(self._prompt())), 1)
+        room = max(self.width - 1 - columns(_characters(prompt)), 1)
         buffer, index = self.lineBuffer, self.lineBufferIndex
         if not _wider_than(buffer, room):
             self._start = 0
@@ -210,11 +210,12 @@ class TerminalScreen(HistoricRecvLine):
 
     def _redraw_input(self) -> None:
         """The prompt and the line's window, the cursor where it is in the line."""
+        prompt = self._prompt()
         if self.secret:
-            self.terminal.write(self._prompt())
+            self.terminal.write(prompt)
             return
-        shown = self._window()
-        self.terminal.write(self._prompt() + b"".join(shown))
+        shown = self._window(prompt)
+        self.terminal.write(prompt + b"".join(shown))
         if width := columns(shown[self.lineBufferIndex - self._start :]):
             self.terminal.cursorBackward(width)
 
