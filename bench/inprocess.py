@@ -105,7 +105,13 @@ def sends(factory: ServerFactory, clock: Clock, count: int, drain: Callable[[], 
         transport.clear()
         return protocol, transport
 
-    _, recipient = greeted(1, "Recipient")
+    recipient_protocol, recipient = greeted(1, "Recipient")
+    # Registered, as in the end-to-end scenario: its inbox is what "durable" keeps.
+    recipient_protocol.dataReceived(b'{"op":"register","password":"bench-password"}\n')
+    drain()
+    clock.advance(0)
+    assert b'"reply":"register"' in recipient.value(), recipient.value()
+    recipient.clear()
     senders = [greeted(2 + n, f"p{n}") for n in range(SENDERS)]
     window = b"".join(b'{"op":"send","to":"Recipient","text":"m%d"}\n' % i for i in range(WINDOW))
     for _ in range(count // (SENDERS * WINDOW)):

@@ -8,7 +8,7 @@
  *   loadgen PROTO PORT latency MEMBERS RATE SECONDS
  *   loadgen PROTO PORT connrate CONCURRENCY SECONDS
  *   loadgen PROTO PORT idle    CONNECTIONS          (holds them until stdin closes)
- *   loadgen tcpmsg PORT pm     SENDERS WINDOW SECONDS
+ *   loadgen tcpmsg PORT pm     SENDERS WINDOW SECONDS (to a registered recipient)
  *
  * PROTO is "tcpmsg" or "irc". Prints one JSON object with the figure, the
  * seconds measured and the CPU seconds this process used meanwhile.
@@ -450,6 +450,34 @@ static int next_private(char *out, int s, long seq) {
     return sprintf(out, "{\"op\":\"send\",\"to\":\"Recipient\",\"text\":\"m%ld\"}\n", seq);
 }
 
+/* Blocking: the answer to the one request in flight; a refusal ends the run. */
+static void answered(conn_t *c, const char *op) {
+    char reply[64], refused[64];
+    snprintf(reply, sizeof reply, "\"reply\":\"%s\"", op);
+    snprintf(refused, sizeof refused, "\"op\":\"%s\"", op);
+    for (;;) {
+        char *nl = memchr(c->buf, '\n', c->len);
+        if (nl) {
+            size_t n = nl - c->buf;
+            if (memmem(c->buf, n, reply, strlen(reply))) {
+                c->len -= n + 1;
+                memmove(c->buf, nl + 1, c->len);
+                return;
+            }
+            if (memmem(c->buf, n, refused, strlen(refused))) {
+                fprintf(stderr, "%s refused: %.*s\n", op, (int)n, c->buf);
+                exit(3);
+            }
+            c->len -= n + 1;
+            memmove(c->buf, nl + 1, c->len);
+            continue;
+        }
+        ssize_t r = read(c->fd, c->buf + c->len, BUF - c->len);
+        if (r <= 0) { fprintf(stderr, "server closed while waiting for %s\n", op); exit(3); }
+        c->len += r;
+    }
+}
+
 static void pm(int senders, int window, double seconds) {
     int n = senders + 1;
     conn_t *all = calloc(n, sizeof(conn_t));
@@ -460,6 +488,12 @@ static void pm(int senders, int window, double seconds) {
         snprintf(name, sizeof name, i ? "p%d" : "Recipient", i);
         sign_in(&all[i], name);
     }
+    /* A registered recipient: its inbox outlives its connection and the server's
+     * restarts, so what is measured is what "durable" promises. An unregistered
+     * one's inbox goes when it disconnects, and at a restart. */
+    const char *reg = "{\"op\":\"register\",\"password\":\"bench-password\"}\n";
+    send_all(all[0].fd, reg, strlen(reg));
+    answered(&all[0], "register");
     pm_t p = {0, 0, calloc(senders, sizeof(long))};
     double cpu, elapsed = run_windowed(all + 1, senders, p.inflight, window, seconds,
                                        epoll_all(all, n), next_private, pm_line, &p, &cpu);
