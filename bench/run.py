@@ -32,7 +32,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-LOADGEN = HERE / "build" / "loadgen"
+BUILD = HERE / "build"
+LOADGEN = BUILD / "loadgen"
+C_RELAY = BUILD / "c-relay"
 SERVER_CPU, LOAD_CPU = "0", "1"
 SATURATED = 0.9  # load generator CPU share above which a figure is a lower bound
 
@@ -191,10 +193,15 @@ def scenarios(quick: bool) -> dict[str, tuple]:
     }
 
 
+# The bare relays: floors, not peers, measured where a floor means something.
+RELAYS = ("twisted-relay", "c-relay")
+
+
 def applies(server: Server, scenario: str) -> bool:
     """Private messages are tcpmsg's alone: in memory, and on disk (its own server entry).
-    The bare relay, Twisted's floor, is measured where a floor means something."""
-    if server.name == "twisted-relay":
+    The bare relays (Twisted's floor, the machine's) are measured where a floor means
+    something."""
+    if server.name in RELAYS:
         return scenario in ("fanout", "latency", "connrate")
     if scenario == "pm_disk":
         return server.name == "tcpmsg-disk"
@@ -223,6 +230,7 @@ def servers() -> list[Server]:
             env={"PORT": "{port}"},
         ),
         Server("twisted-relay", "tcpmsg", [sys.executable, str(HERE / "relay.py"), "{port}"]),
+        Server("c-relay", "tcpmsg", [str(C_RELAY), "{port}"]),
     ]
     for peer in ("ngircd", "inspircd"):
         found.append(_debian_peer(peer))
@@ -300,11 +308,11 @@ def paired(measured: dict[str, list[dict] | str]) -> dict[str, dict]:
     return ratios
 
 
-def build_loadgen() -> None:
-    LOADGEN.parent.mkdir(exist_ok=True)
-    source = HERE / "loadgen.c"
-    if not LOADGEN.exists() or LOADGEN.stat().st_mtime < source.stat().st_mtime:
-        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(LOADGEN), str(source)], check=True)
+def build(binary: Path, source: Path) -> None:
+    """Compile one of the benchmark's C programs, unless it is newer than its source."""
+    BUILD.mkdir(exist_ok=True)
+    if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+        subprocess.run(["gcc", "-O2", "-Wall", "-o", str(binary), str(source)], check=True)
 
 
 def cell(summary: dict | str) -> str:
@@ -344,7 +352,8 @@ def main() -> int:
         "--output", default=str(HERE / "results.json"), help="where the JSON report goes"
     )
     options = parser.parse_args()
-    build_loadgen()
+    build(LOADGEN, HERE / "loadgen.c")
+    build(C_RELAY, HERE / "c_relay.c")
     plan = scenarios(options.quick or options.smoke)
     chosen = servers()
     if options.smoke:
