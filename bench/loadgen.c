@@ -9,6 +9,7 @@
  *   loadgen PROTO PORT connrate CONCURRENCY SECONDS
  *   loadgen PROTO PORT idle    CONNECTIONS          (holds them until stdin closes)
  *   loadgen tcpmsg PORT pm     SENDERS WINDOW SECONDS (to a registered recipient)
+ *   loadgen stalls SECONDS                       (no server: see below)
  *
  * PROTO is "tcpmsg" or "irc". Prints one JSON object with the figure, the
  * seconds measured and the CPU seconds this process used meanwhile.
@@ -501,9 +502,35 @@ static void pm(int senders, int window, double seconds) {
            "\"loadgen_cpu\":%.3f}\n", p.acks / elapsed, p.refused, elapsed, cpu / elapsed);
 }
 
+/* The machine itself: spin on this CPU and count the pauses in which it did not run
+ * this program (the host ran something else, or the kernel did), as a server on this
+ * CPU would lose them. No socket, no server. */
+static void stalls(double seconds) {
+    const double over[] = {0.0001, 0.001, 0.002, 0.005};
+    long pauses[4] = {0};
+    double t0 = mono(), last = t0, lost = 0, worst = 0;
+    for (;;) {
+        double t = mono(), gap = t - last;
+        last = t;
+        if (t - t0 >= seconds) break;
+        if (gap < over[0]) continue;
+        lost += gap;
+        if (gap > worst) worst = gap;
+        for (int i = 0; i < 4; i++) pauses[i] += gap >= over[i];
+    }
+    printf("{\"scenario\":\"stalls\",\"value\":%ld,\"unit\":\"pauses of 1 ms or more\","
+           "\"over_0_1ms\":%ld,\"over_2ms\":%ld,\"over_5ms\":%ld,\"worst_ms\":%.2f,"
+           "\"lost_share\":%.4f,\"seconds\":%.3f,\"loadgen_cpu\":1.0}\n",
+           pauses[1], pauses[0], pauses[2], pauses[3], worst * 1e3, lost / seconds, seconds);
+}
+
 int main(int argc, char **argv) {
+    if (argc == 3 && !strcmp(argv[1], "stalls")) {
+        stalls(atof(argv[2]));
+        return 0;
+    }
     if (argc < 4) {
-        fprintf(stderr, "usage: loadgen tcpmsg|irc PORT SCENARIO ARGS...\n");
+        fprintf(stderr, "usage: loadgen tcpmsg|irc PORT SCENARIO ARGS... | loadgen stalls SECONDS\n");
         return 2;
     }
     irc = strcmp(argv[1], "irc") == 0;

@@ -180,6 +180,34 @@ def idle_memory(run: Running, protocol: str, connections: int) -> dict:
     }
 
 
+def machine_stalls(seconds: float) -> dict:
+    """How often the server's CPU stops running a program for a millisecond or more
+    (the host or the kernel took it), with the other CPU busy as the load generator
+    keeps it: the pauses any server here would take, and a latency tail no server
+    can be rid of. Both CPUs spin; CPU 0's count is the figure."""
+    argv = [str(LOADGEN), "stalls", str(seconds)]
+    other = subprocess.Popen(["taskset", "-c", LOAD_CPU, *argv], stdout=subprocess.DEVNULL)
+    try:
+        done = subprocess.run(
+            ["taskset", "-c", SERVER_CPU, *argv],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
+        )
+    finally:
+        other.wait(seconds + 30)
+    return json.loads(done.stdout)
+
+
+def stalls_line(figure: dict) -> str:
+    return (
+        f"CPU {SERVER_CPU}: {figure['value']} pauses of 1 ms or more in {figure['seconds']:g} s, "
+        f"{figure['over_2ms']} of 2 ms or more, worst {figure['worst_ms']:.2f} ms, "
+        f"{figure['lost_share']:.1%} of the time lost (CPU {LOAD_CPU} busy)"
+    )
+
+
 def scenarios(quick: bool) -> dict[str, tuple]:
     """Name -> the load generator's arguments ("idle" is measured by the harness)."""
     seconds = 1 if quick else 5
@@ -364,6 +392,10 @@ def main() -> int:
     runs = options.runs or (1 if options.quick or options.smoke else 3)
     table: dict[str, dict[str, dict | str]] = {server.name: {} for server in chosen}
     started = time.monotonic()
+    stall_seconds = 1 if options.quick else 5
+    if not options.smoke:
+        table["machine"] = {"stalls_before": machine_stalls(stall_seconds)}
+        print(f"{'machine':14} {'stalls':10} {stalls_line(table['machine']['stalls_before'])}")
     for scenario, spec in plan.items():
         here = [server for server in chosen if applies(server, scenario)]
         # Memory per idle connection varies by well under 1% run to run (seen here), and
@@ -398,6 +430,10 @@ def main() -> int:
                     f" ({ratio['min']:.2f}-{ratio['max']:.2f})",
                     flush=True,
                 )
+        write_report(options.output, runs, time.monotonic() - started, table)
+    if not options.smoke:
+        table["machine"]["stalls_after"] = machine_stalls(stall_seconds)
+        print(f"{'machine':14} {'stalls':10} {stalls_line(table['machine']['stalls_after'])}")
         write_report(options.output, runs, time.monotonic() - started, table)
     elapsed = time.monotonic() - started
     print(f"\n{len(chosen)} servers, {runs} run(s) each, {elapsed:.0f} s; wrote {options.output}")
