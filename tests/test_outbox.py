@@ -1,7 +1,7 @@
 """Turn-gathered writes, and the one place that knows Twisted's transport internals.
 
-If a Twisted upgrade renames what ``nothing_queued`` reads, the real-socket
-tests here fail, and the server falls back to plain writes elsewhere.
+If a Twisted upgrade renames what ``queued_bytes`` and ``send_each`` read of a
+transport, the real-socket tests here fail.
 """
 
 from __future__ import annotations
@@ -15,10 +15,17 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, connectProtocol
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import connectionDone
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.python.failure import Failure
 
-from tcpmsg.protocols.outbox import Outbox, TurnWriter, lose_connection, queued_bytes, send_now
+from tcpmsg.protocols.outbox import (
+    Outbox,
+    TurnWriter,
+    lose_connection,
+    queued_bytes,
+    send_each,
+    send_now,
+)
 
 
 class CountingTransport:
@@ -237,11 +244,14 @@ def test_send_goes_at_once_when_nothing_waits_and_after_what_waits_otherwise():
     assert seen == [4, 14]
 
 
-def shown_outbox(transport: object, cap: int) -> tuple[Outbox, list[tuple[int, int | None]]]:
-    """An outbox whose send queue refuses whatever it is shown, and says what it was shown."""
+def shown_outbox(
+    transport: object, cap: int, allow: bool = False
+) -> tuple[Outbox, list[tuple[int, int | None]]]:
+    """An outbox whose send queue refuses (or, ``allow``, takes) whatever it is shown,
+    and says what it was shown."""
     shown: list[tuple[int, int | None]] = []
     return Outbox(
-        transport, TurnWriter(Clock()), lambda *asked: shown.append(asked) or False, cap
+        transport, TurnWriter(Clock()), lambda *asked: shown.append(asked) or allow, cap
     ), shown
 
 
@@ -279,3 +289,67 @@ async def test_a_forgotten_outbox_sends_nothing_however_short():
         outbox.forget()
         outbox.send(b"late\n")
         assert await through_a_marker(server, client, b"") == b"end\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_each_writes_straight_to_every_socket_that_has_nothing_queued():
+    async with tcp_pair() as (one, one_client), tcp_pair() as (two, two_client):
+        (first, first_shown), (second, second_shown) = (
+            shown_outbox(one.transport, 100),
+            shown_outbox(two.transport, 100),
+        )
+        # Each client waits for the whole of it: bytes may reach one while the other is read.
+        one_client.expected = two_client.expected = len(b"line\nend\n")
+        send_each([first, second], b"line\n")
+        # Sent before send_each returned, asking no send queue: nothing left to Twisted.
+        assert queued_bytes(one.transport) == queued_bytes(two.transport) == 0
+        assert first_shown == second_shown == []
+        assert await through_a_marker(one, one_client, b"line\n") == b"line\nend\n"
+        assert await through_a_marker(two, two_client, b"line\n") == b"line\nend\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_each_keeps_each_connections_order_behind_what_waits_for_it():
+    async with tcp_pair() as (queued, queued_client), tcp_pair() as (held, held_client):
+        behind_twisted, shown = shown_outbox(queued.transport, 100, allow=True)
+        behind_turn, _ = shown_outbox(held.transport, 100, allow=True)
+        expected = b"first second\n"
+        queued_client.expected = held_client.expected = len(expected + b"end\n")
+        queued.transport.write(b"first ")  # Twisted holds it
+        behind_turn.add(b"first ")  # the turn holds it
+        send_each([behind_twisted, behind_turn], b"second\n")
+        assert shown == [(7, 6)]  # with bytes queued, the send queue is asked
+        behind_turn.flush()
+        assert await through_a_marker(queued, queued_client, expected) == expected + b"end\n"
+        assert await through_a_marker(held, held_client, expected) == expected + b"end\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_sealed_outbox_drops_others_lines_but_sends_its_own_last_line():
+    async with tcp_pair() as (server, client):
+        outbox, _ = shown_outbox(server.transport, 100, allow=True)
+        outbox.seal()
+        send_each([outbox], b"channel\n")
+        outbox.send(b"channel again\n")
+        outbox.add(b"goodbye\n")
+        outbox.flush()
+        assert await through_a_marker(server, client, b"goodbye\n") == b"goodbye\nend\n"
+
+
+@pytest_twisted.ensureDeferred
+async def test_send_each_waits_behind_bytes_twisted_has_begun_to_send():
+    async with tcp_pair() as (server, client):
+        outbox, _ = shown_outbox(server.transport, 100, allow=True)
+        client.transport.pauseProducing()  # the client stops reading: the sockets fill
+        backlog = 0
+        for _ in range(64):  # a MiB a turn, until Twisted holds what the sockets did not take
+            server.transport.write(b"x" * (1 << 20))
+            backlog += 1 << 20
+            await deferLater(reactor, 0, lambda: None)
+            if server.transport.dataBuffer:
+                break
+        assert server.transport.dataBuffer  # being sent, no longer in its temporary list
+        send_each([outbox], b"after\n")
+        client.expected = backlog + len(b"after\n")
+        client.transport.resumeProducing()
+        assert (await client.enough).endswith(b"x" * 64 + b"after\n")

@@ -183,11 +183,6 @@ class ClientConnection(LineReceiver, Keepalive):
         if self._lost is not None:
             self._lost.callback(None)
 
-    def take(self, data: bytes) -> None:
-        """A turn's lines from a channel; a closing connection is owed nothing more."""
-        if not self._closing and not self._gone:
-            self.outbox.send(data)
-
     def _send(self, line: bytes) -> None:
         """Every line for the client is added to its outbox here, or in ``deliver``."""
         if self._closing:
@@ -217,7 +212,7 @@ class ClientConnection(LineReceiver, Keepalive):
         """Say why, once in the log and, where it can still be written, to the client; close."""
         if self._closing:
             return
-        self._closing = True
+        self._start_closing()
         self.factory.connection_log.warn(
             "{peer} closed: {reason}", peer=self.peer, reason=error.message
         )
@@ -271,12 +266,17 @@ class ClientConnection(LineReceiver, Keepalive):
         """Winding down: close as soon as no request waits for its answer."""
         answered = waited_enough or not self._in_flight
         if self._shutting_down and answered and not self._closing:
-            self._closing = True
+            self._start_closing()
             if self._cut is not None and self._cut.active():
                 self._cut.cancel()
             if self._last_line is not None:
                 self.outbox.add(self._last_line)
             self._hang_up()
+
+    def _start_closing(self) -> None:
+        """From here the client is owed its last lines only: no more channel lines."""
+        self._closing = True
+        self.outbox.seal()
 
     def _say_goodbye(self, line: bytes) -> None:
         self.outbox.add(line)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from tcpmsg.protocols.outbox import Outbox, send_each
+
 if TYPE_CHECKING:
     from tcpmsg.channels import Channel
     from tcpmsg.events import Event
@@ -24,10 +26,11 @@ if TYPE_CHECKING:
 
 
 class Listener(Protocol):
-    """A connection that hears channels through a ``ChannelFanout``."""
+    """A connection that hears channels through a ``ChannelFanout``: its lines go to
+    its outbox, after whatever the connection is already owed (nothing, once it is
+    closing: the outbox is sealed)."""
 
-    def take(self, data: bytes) -> None:
-        """Send these lines, after whatever the connection is already owed."""
+    outbox: Outbox
 
 
 class Pending:
@@ -72,6 +75,7 @@ class ChannelFanout:
         lines, skipped = pending.lines, pending.skipped
         everything = lines[0] if len(lines) == 1 else b"".join(lines)
         senders = {user for user in skipped if user is not None}
+        hearing_all: list[Outbox] = []
         for member in channel.members.values():
             if member.audience is not self:
                 continue
@@ -80,6 +84,7 @@ class ChannelFanout:
                 paired = zip(lines, skipped, strict=True)
                 own = b"".join(line for line, skip in paired if skip is not member)
                 if own:
-                    listener.take(own)
+                    listener.outbox.send(own)
             else:
-                listener.take(everything)
+                hearing_all.append(listener.outbox)
+        send_each(hearing_all, everything)

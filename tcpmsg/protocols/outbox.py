@@ -18,7 +18,7 @@ the server.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from twisted.internet import main, tcp
@@ -97,9 +97,21 @@ class Outbox:
     While the connection's own read is handled (``hold`` to ``release``), what it
     is owed goes out when the read ends: the replies to a read need no call at
     the turn's end.
+
+    Once ``sealed`` (its connection is closing, or gone) what others ``send`` it
+    is dropped; its own last lines, given to ``add``, still go.
     """
 
-    __slots__ = ("before_send", "chunks", "holding", "sendq", "transport", "writer")
+    __slots__ = (
+        "before_send",
+        "chunks",
+        "direct",
+        "holding",
+        "sealed",
+        "sendq",
+        "transport",
+        "writer",
+    )
 
     def __init__(
         self,
@@ -114,6 +126,9 @@ class Outbox:
         self.sendq = sendq
         self.chunks: list[bytes] = []
         self.holding = False
+        self.sealed = False
+        # Plain TCP, whose socket ``send_each`` may write to when Twisted holds nothing.
+        self.direct = isinstance(transport, tcp.Connection)
 
     def add(self, data: bytes) -> None:
         if not self.chunks and not self.holding:
@@ -131,10 +146,11 @@ class Outbox:
 
     def send(self, data: bytes) -> None:
         """Send now, unless lines wait for the turn's end: then after them, to keep order."""
-        if self.chunks:
-            self.chunks.append(data)
-        else:
-            self._out(data)
+        send_each((self,), data)
+
+    def seal(self) -> None:
+        """The connection is closing: others' lines are dropped from now on."""
+        self.sealed = True
 
     def held(self) -> int:
         return sum(map(len, self.chunks))
@@ -157,6 +173,7 @@ class Outbox:
 
     def forget(self) -> None:
         """A connection that is gone, or cut, is owed nothing, now or later."""
+        self.sealed = True
         self.chunks.clear()
         # ``before_send`` is the connection's own method: dropping it breaks the
         # cycle, so a closed connection is freed without the garbage collector.
@@ -166,6 +183,42 @@ class Outbox:
 
 def _send_nothing(size: int, queued: int | None) -> bool:
     return False
+
+
+def send_each(outboxes: Iterable[Outbox], data: bytes) -> None:
+    """``data`` to each outbox, as ``Outbox.send``: a channel's turn to its members.
+
+    One loop for them all, with what ``Outbox._out`` and ``send_now`` do for the
+    common case written in: plain TCP, nothing held for the turn, nothing queued
+    by Twisted, a chunk within the send queue's cap. A fan-out spends most of
+    its time here, and a call per member per layer cost a sixth of a copy.
+    Anything else takes the outbox's own path.
+    """
+    size = len(data)
+    for outbox in outboxes:
+        if outbox.sealed:
+            continue
+        if outbox.chunks:
+            outbox.chunks.append(data)  # after what waits, to keep the order
+            continue
+        transport = outbox.transport
+        if (
+            outbox.direct
+            and size <= outbox.sendq
+            # Nothing queued: Twisted empties both once it has sent everything.
+            and not transport.dataBuffer
+            and not transport._tempDataLen
+            and transport.connected
+            and not transport.disconnecting
+        ):
+            try:
+                sent = transport.socket.send(data)
+            except OSError:
+                sent = 0  # full, or broken: Twisted's own write finds out which
+            if sent != size:
+                transport.write(data[sent:])
+        else:
+            outbox._out(data)
 
 
 class TurnWriter:
