@@ -306,14 +306,16 @@ def summarize(results: list[dict]) -> dict:
     return summary
 
 
-# Scenarios whose targets compare tcpmsg with a peer: fan-out with InspIRCd's,
-# connection rate with 1.5x Twisted Words'.
-PAIRED = ("fanout", "connrate")
+# Scenarios whose targets compare tcpmsg with a peer (fan-out with InspIRCd's,
+# connection rate with 1.5x Twisted Words'), and latency, whose target is best read
+# against the bare relays measured in the same weather.
+PAIRED = ("fanout", "latency", "connrate")
 
 
 def paired(measured: dict[str, list[dict] | str]) -> dict[str, dict]:
-    """tcpmsg's figure over each server's, within each round, then their median: both
-    scenarios count per second, so above 1 tcpmsg is ahead.
+    """tcpmsg's figure over each server's, within each round, then their median. Fan-out
+    and connection rate count per second, so above 1 tcpmsg is ahead; latency's figure
+    is its p99, so below 1 tcpmsg is ahead.
 
     This machine's speed drifts by a quarter over minutes; servers measured in the
     same round share the drift, so a ratio taken within a round is steadier than a
