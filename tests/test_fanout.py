@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from unittest.mock import ANY
 
 from tests.conftest import LineClient
 
@@ -84,4 +85,18 @@ def test_a_member_that_quits_mid_turn_gets_nothing_after_the_quit_reply(connect,
     between_two_lines(a, quitter, b'{"op":"quit"}\n', clock)
     written = quitter.transport.value().splitlines()
     assert json.loads(written[-1])["reply"] == "quit"
+    assert said(listener.transport.value()) == ["before", "after"]
+
+
+def test_a_member_closed_for_overlong_lines_mid_turn_hears_nothing_after_its_close(
+    connect, clock, limits
+):
+    a, closed, listener = channel_of(connect, 3)
+    overlong = b"x" * (limits.max_line + 2) + b"\n"
+    between_two_lines(a, closed, overlong * limits.oversized_lines, clock)
+    written = closed.transport.value().splitlines()
+    # Refusals, the last of them closing; no channel line, not even one held for the
+    # turn's end when it closed.
+    assert json.loads(written[-1]) == {"error": "line_too_long", "message": ANY, "closing": True}
+    assert said(closed.transport.value()) == []
     assert said(listener.transport.value()) == ["before", "after"]

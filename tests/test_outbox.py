@@ -340,9 +340,11 @@ async def test_a_sealed_outbox_drops_others_lines_but_sends_its_own_last_line():
 async def test_send_each_waits_behind_bytes_twisted_has_begun_to_send():
     async with tcp_pair() as (server, client):
         outbox, _ = shown_outbox(server.transport, 100, allow=True)
-        client.transport.pauseProducing()  # the client stops reading: the sockets fill
+        client.transport.pauseProducing()
         backlog = 0
-        for _ in range(64):  # a MiB a turn, until Twisted holds what the sockets did not take
+        # Twisted sends at most SEND_LIMIT a turn and keeps the rest in dataBuffer, while
+        # the socket still has room: a send straight to it would overtake that rest.
+        for _ in range(64):  # a MiB a turn, until Twisted has begun to send one
             server.transport.write(b"x" * (1 << 20))
             backlog += 1 << 20
             await deferLater(reactor, 0, lambda: None)

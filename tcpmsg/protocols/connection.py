@@ -196,7 +196,7 @@ class ClientConnection(LineReceiver, Keepalive):
         """Whether ``size`` more bytes fit the client's send queue; if not, cut it.
 
         The outbox does not ask when the answer cannot be no: nothing queued, nothing
-        held, and ``size`` at most the cap (``Outbox._out``)."""
+        held, and ``size`` at most the cap (``Outbox._out``, ``send_each``)."""
         if queued is None:
             if self._paused:
                 self._owed += size

@@ -145,7 +145,8 @@ class Outbox:
         self.flush()
 
     def send(self, data: bytes) -> None:
-        """Send now, unless lines wait for the turn's end: then after them, to keep order."""
+        """Send now, unless lines wait for the turn's end: then after them, to keep order.
+        A sealed outbox drops it."""
         send_each((self,), data)
 
     def seal(self) -> None:
@@ -191,8 +192,9 @@ def send_each(outboxes: Iterable[Outbox], data: bytes) -> None:
     One loop for them all, with what ``Outbox._out`` and ``send_now`` do for the
     common case written in: plain TCP, nothing held for the turn, nothing queued
     by Twisted, a chunk within the send queue's cap. A fan-out spends most of
-    its time here, and a call per member per layer cost a sixth of a copy.
-    Anything else takes the outbox's own path.
+    its time here, where a call per member per layer was a cost a busy channel
+    paid a hundred times a line (BENCHMARKS.md, the eighth session). Anything
+    else takes the outbox's own path.
     """
     size = len(data)
     for outbox in outboxes:
