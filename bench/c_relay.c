@@ -25,7 +25,7 @@
 #define OUT_CAP (8 << 20) /* a member that owes more than this is dropped */
 
 typedef struct conn {
-    int fd, member, due;
+    int fd, member, due, writable_wanted, quitting;
     size_t in_len, out_len, out_cap;
     char *out;
     char in[IN_BUF];
@@ -52,6 +52,12 @@ static void drop(conn_t *c) {
     live--;
 }
 
+/* Flush at the turn's end; `broken` drops the connection there instead. */
+static void make_due(conn_t *c, int broken) {
+    if (!c->due) due[due_count++] = c;
+    c->due = broken ? 2 : (c->due ? c->due : 1);
+}
+
 /* Owe bytes to a connection; they go out at the end of the loop's turn. */
 static int owe(conn_t *c, const char *data, size_t n) {
     if (c->out_len + n > OUT_CAP) return -1;
@@ -62,7 +68,7 @@ static int owe(conn_t *c, const char *data, size_t n) {
     }
     memcpy(c->out + c->out_len, data, n);
     c->out_len += n;
-    if (!c->due) { c->due = 1; due[due_count++] = c; }
+    make_due(c, 0);
     return 0;
 }
 
@@ -71,14 +77,20 @@ static int flush(conn_t *c) {
     while (c->out_len) {
         ssize_t w = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL);
         if (w < 0) {
+            if (errno == EINTR) continue;
             if (errno == EAGAIN) break;
             return -1;
         }
         memmove(c->out, c->out + w, c->out_len - w);
         c->out_len -= w;
     }
-    struct epoll_event e = {.events = EPOLLIN | (c->out_len ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+    /* Asked to be told of room only while bytes wait: a system call only on a change. */
+    int wanted = c->out_len != 0;
+    if (wanted != c->writable_wanted) {
+        c->writable_wanted = wanted;
+        struct epoll_event e = {.events = EPOLLIN | (wanted ? EPOLLOUT : 0), .data.ptr = c};
+        epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &e);
+    }
     return 0;
 }
 
@@ -94,7 +106,7 @@ static int on_line(conn_t *c, char *line, size_t n) {
         m += n - 1;
         said[m++] = '\n';
         for (int i = 0; i < member_count; i++)
-            if (members[i] != c && owe(members[i], said, m) < 0) members[i]->due = 2;
+            if (members[i] != c && owe(members[i], said, m) < 0) make_due(members[i], 1);
         return 0;
     }
     if (memmem(line, n, "\"hello\"", 7)) return REPLY(c, "{\"reply\":\"hello\"}\n");
@@ -138,9 +150,9 @@ int main(int argc, char **argv) {
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = NULL};
     epoll_ctl(ep, EPOLL_CTL_ADD, listener, &e);
     struct epoll_event ev[256];
+    static conn_t *closing[MAX_CONNS];
     for (;;) {
         int k = epoll_wait(ep, ev, 256, -1);
-        conn_t *closing[256];
         int closes = 0;
         for (int i = 0; i < k; i++) {
             conn_t *c = ev[i].data.ptr;
@@ -160,19 +172,15 @@ int main(int argc, char **argv) {
             }
             int r = (ev[i].events & EPOLLIN) ? on_readable(c) : 0;
             if (ev[i].events & (EPOLLERR | EPOLLHUP)) r = -1;
-            if (r < 0) closing[closes++] = c;
-            if (r == -1) c->due = 2; /* broken: nothing more is sent to it */
-            else if (ev[i].events & EPOLLOUT && !c->due) { c->due = 1; due[due_count++] = c; }
+            if (r == -1) make_due(c, 1); /* broken: dropped at the turn's end, sent nothing */
+            else if (r == -2) { c->quitting = 1; closing[closes++] = c; } /* after its reply */
+            else if (ev[i].events & EPOLLOUT) make_due(c, 0);
         }
         /* The turn's end: each connection owed something gets one write. */
         for (int i = 0; i < due_count; i++) {
             conn_t *c = due[i];
             if (!c) continue;
-            if (c->due == 2 || flush(c) < 0) {
-                int listed = 0;
-                for (int j = 0; j < closes; j++) listed |= closing[j] == c;
-                if (!listed && closes < 256) closing[closes++] = c;
-            }
+            if ((c->due == 2 || flush(c) < 0) && !c->quitting) closing[closes++] = c;
             c->due = 0;
         }
         due_count = 0;
