@@ -16,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from tcpmsg.protocols.outbox import Outbox, send_each
+from tcpmsg.protocols.outbox import Outbox, TurnWriter, send_each
 
 if TYPE_CHECKING:
     from tcpmsg.channels import Channel
     from tcpmsg.events import Event
     from tcpmsg.hub import User
-    from tcpmsg.protocols.outbox import TurnWriter
 
 
 class Listener(Protocol):
