@@ -85,12 +85,17 @@ static void send_all(int fd, const char *s, size_t n) {
     }
 }
 
-/* Blocking: read lines until one holds `needle`; what follows it stays buffered. */
-static void wait_for(conn_t *c, const char *needle) {
+/* Blocking: read lines until one holds `needle` (what follows it stays buffered);
+ * one holding `refused` instead, if given, ends the run. */
+static void wait_until(conn_t *c, const char *needle, const char *refused) {
     for (;;) {
         char *start = c->buf, *end = c->buf + c->len, *nl;
         while ((nl = memchr(start, '\n', end - start))) {
             int found = memmem(start, nl - start, needle, strlen(needle)) != NULL;
+            if (!found && refused && memmem(start, nl - start, refused, strlen(refused))) {
+                fprintf(stderr, "refused: %.*s\n", (int)(nl - start), start);
+                exit(3);
+            }
             start = nl + 1;
             if (found) {
                 c->len = end - start;
@@ -105,6 +110,8 @@ static void wait_for(conn_t *c, const char *needle) {
         c->len += r;
     }
 }
+
+static void wait_for(conn_t *c, const char *needle) { wait_until(c, needle, NULL); }
 
 /* Signing in is two halves, so that many connections can greet at once and then be
  * waited for: InspIRCd completes registrations only on a once-a-second tick. */
@@ -456,27 +463,7 @@ static void answered(conn_t *c, const char *op) {
     char reply[64], refused[64];
     snprintf(reply, sizeof reply, "\"reply\":\"%s\"", op);
     snprintf(refused, sizeof refused, "\"op\":\"%s\"", op);
-    for (;;) {
-        char *nl = memchr(c->buf, '\n', c->len);
-        if (nl) {
-            size_t n = nl - c->buf;
-            if (memmem(c->buf, n, reply, strlen(reply))) {
-                c->len -= n + 1;
-                memmove(c->buf, nl + 1, c->len);
-                return;
-            }
-            if (memmem(c->buf, n, refused, strlen(refused))) {
-                fprintf(stderr, "%s refused: %.*s\n", op, (int)n, c->buf);
-                exit(3);
-            }
-            c->len -= n + 1;
-            memmove(c->buf, nl + 1, c->len);
-            continue;
-        }
-        ssize_t r = read(c->fd, c->buf + c->len, BUF - c->len);
-        if (r <= 0) { fprintf(stderr, "server closed while waiting for %s\n", op); exit(3); }
-        c->len += r;
-    }
+    wait_until(c, reply, refused);
 }
 
 static void pm(int senders, int window, double seconds) {
