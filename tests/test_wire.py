@@ -172,7 +172,7 @@ def test_what_python_reads_and_json_has_not_is_refused_for_what_it_is(constant):
         wire.decode_request(b'{"op":"ping","x":%s}' % constant.encode())
 
 
-@pytest.mark.parametrize("request_id", [b"1.5", b"true", b'"' + b"x" * 65 + b'"'])
+@pytest.mark.parametrize("request_id", [b"1.5", b"true", b"null", b'"' + b"x" * 65 + b'"'])
 def test_an_id_that_is_not_a_whole_number_or_a_short_string_is_told_what_it_must_be(request_id):
     expected = "'id' must be a whole number or a string of at most 64 characters"
     with pytest.raises(BadRequest, match=f"^{expected}$"):

@@ -96,7 +96,7 @@ def decode_request(line: bytes) -> Request:
     if not isinstance(payload, dict):
         raise BadRequest("a request must be a JSON object")
     request_id = payload.get("id")
-    if request_id is not None and not _valid_id(request_id):
+    if "id" in payload and not _valid_id(request_id):  # null is not an id either
         raise BadRequest(
             f"'id' must be a whole number or a string of at most {MAX_ID_LENGTH} characters"
         )
