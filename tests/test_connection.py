@@ -66,6 +66,18 @@ def test_a_client_that_keeps_sending_overlong_lines_is_closed(connect, limits):
     assert jose.closed
 
 
+def test_the_first_overlong_line_is_logged_with_the_client_address(connect, limits):
+    jose = connect("Jose")
+    too_long = b"x" * (limits.max_line + 1) + b"\n"
+    with capturedLogs() as events:
+        jose.feed(too_long)
+        jose.feed(too_long)
+    assert [e["log_format"] for e in events] == ["{peer} sent a line over {limit} bytes"]
+    address = jose.transport.getPeer()
+    assert events[0]["peer"] == f"{address.host}:{address.port}"
+    assert events[0]["limit"] == limits.max_line
+
+
 def test_a_burst_is_served_then_requests_are_rate_limited_with_a_retry_time(connect, clock):
     jose = connect("Jose")  # hello took one token
     replies = jose.feed(b'{"op":"ping"}\n' * 20)

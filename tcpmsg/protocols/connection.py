@@ -426,8 +426,12 @@ class ClientConnection(LineReceiver, Keepalive):
         error = LineTooLong(f"a line is at most {self.limits.max_line} bytes")
         if self._oversized >= self.limits.oversized_lines:
             self._close(LineTooLong(f"{self._oversized} lines over {self.limits.max_line} bytes"))
-        else:
-            self._send(self.refusal(error))
+            return
+        if self._oversized == 1:
+            self.factory.connection_log.warn(
+                "{peer} sent a line over {limit} bytes", peer=self.peer, limit=self.limits.max_line
+            )
+        self._send(self.refusal(error))
 
     # The flood limit
 
