@@ -195,7 +195,10 @@ def _listening() -> Iterator[None]:
         yield
     except CannotListenError as error:
         raise CannotStart(f"tcpmsg: {_cannot_listen(error)}") from None
-    except (OverflowError, OSError) as error:
+    except OverflowError:
+        # What the socket module raises for one port only ("bind(): port must be 0-65535.").
+        raise CannotStart("tcpmsg: cannot listen: a port is a number from 0 to 65535") from None
+    except OSError as error:
         raise CannotStart(f"tcpmsg: {error}") from None
 
 

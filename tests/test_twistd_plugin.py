@@ -223,6 +223,7 @@ def test_a_port_out_of_range_is_refused_without_a_traceback(tmp_path):
     )
     assert ran.returncode == 1
     assert "Traceback" not in ran.stdout + ran.stderr
+    assert "tcpmsg: cannot listen: a port is a number from 0 to 65535" in ran.stdout + ran.stderr
 
 
 @pytest_twisted.ensureDeferred
