@@ -64,3 +64,18 @@ def test_a_certificate_that_does_not_verify_is_refused_clearly(tmp_path):
     assert status == 1
     assert "Traceback" not in output
     assert "Successfully connected" not in output
+
+
+def test_tls_asked_of_a_plain_port_is_refused_clearly(tmp_path):
+    with running_server(tmp_path) as server:
+        client = PopenSpawn(
+            [CLIENT, "--tls", "--host", "127.0.0.1", "-p", str(server.ports[0]), "-n", "Nina"],
+            encoding="utf-8",
+            timeout=PATIENCE,
+        )
+        client.expect_exact("Could not connect to 127.0.0.1/")
+        client.expect_exact("it did not answer in TLS (a plain TCP port? leave out --tls)")
+        status = client.wait()
+        output = client.before
+    assert status == 1
+    assert "Traceback" not in output

@@ -532,6 +532,8 @@ class Console:
 def _why(error: Exception) -> str:
     if "certificate verify failed" in str(error):
         return "its certificate did not verify (for a private CA, give it with --ca FILE)"
+    if "wrong version number" in str(error):
+        return "it did not answer in TLS (a plain TCP port? leave out --tls)"
     return str(error) or type(error).__name__
 
 
