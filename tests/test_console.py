@@ -258,6 +258,22 @@ def test_option_2_refuses_a_text_the_server_would_refuse_before_asking_for_the_r
     assert session.server.transport.value() == b""
 
 
+def test_option_2_with_no_recipient_sends_nothing_and_says_so(session):
+    session.type("2", "Hello", "  ")
+    assert session.screen.take()[2:4] == ["No recipient given: nothing was sent.", MENU_LINES[0]]
+    assert session.server.transport.value() == b""
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [("4", "No channel named: nothing was created."), ("5", "No channel named: back to the menu.")],
+)
+def test_options_4_and_5_with_no_channel_ask_nothing_of_the_server(session, option, said):
+    session.type(option, "")
+    assert session.screen.take()[1:3] == [said, MENU_LINES[0]]
+    assert session.server.transport.value() == b""
+
+
 def test_option_3_lists_messages_in_local_time_or_says_there_are_none(session):
     session.type("3")
     messages = [
@@ -727,6 +743,16 @@ def test_option_7_registers_after_the_password_is_typed_twice(session):
     assert session.screen.take()[2] == (
         "The name Nina is yours: from now on it takes this password, and keeps client id 50851."
     )
+
+
+def test_option_7_refuses_a_short_password_before_asking_for_it_again(session):
+    session.type("7", "abc")
+    assert session.screen.take() == [
+        "Choose a password:",
+        "Error: a password is 6 to 1024 characters",
+        *MENU_LINES,
+    ]
+    assert session.server.transport.value() == b""
 
 
 def test_option_7_once_registered_says_so_without_asking_for_a_password():

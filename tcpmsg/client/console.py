@@ -16,6 +16,7 @@ from twisted.internet.error import ConnectionClosed
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
+from tcpmsg.accounts import check_password
 from tcpmsg.errors import TcpmsgError, quoted
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
@@ -425,6 +426,9 @@ class Console:
             self.screen.show(f"Error: {error.message}")
             return
         recipient = (await self.ask("Enter recipient id: ")).strip()
+        if not recipient:
+            self.screen.show("No recipient given: nothing was sent.")
+            return
         to: int | str = int(recipient) if looks_like_client_id(recipient) else recipient
         if await self._call("send", to=to, text=text) is not None:
             self.screen.show("Message sent!")
@@ -451,6 +455,9 @@ class Console:
 
     async def option_create(self) -> None:
         channel = (await self.ask("Enter new channel id: ")).strip()
+        if not channel:
+            self.screen.show("No channel named: nothing was created.")
+            return
         reply = await self._call("create", channel=channel)
         if reply is None:
             return
@@ -464,6 +471,9 @@ class Console:
 
     async def option_join(self) -> None:
         channel = (await self.ask("Enter channel id to join: ")).strip()
+        if not channel:
+            self.screen.show("No channel named: back to the menu.")
+            return
         reply = await self._call("join", channel=channel, history=EARLIER_LINES)
         if reply is None:
             return
@@ -487,6 +497,11 @@ class Console:
             self.screen.show(f"Error: {self.name} is registered already")
             return
         password = await self.ask("Choose a password: ", secret=True)
+        try:
+            check_password(password)  # before it is typed again, not after
+        except TcpmsgError as error:
+            self.screen.show(f"Error: {error.message}")
+            return
         if password != await self.ask("Repeat the password: ", secret=True):
             self.screen.show("The passwords differ; nothing was registered.")
             return
