@@ -363,6 +363,8 @@ def test_an_ack_lets_go_of_the_messages_up_to_it_and_no_further(connect):
     for bad in (-1, "two", None, 1.5):
         [error] = nina.send("ack", seq=bad)
         assert error["error"] == "bad_request"
+    [error] = nina.send("ack")
+    assert (error["error"], error["message"]) == ("bad_request", "'seq' is missing")
     assert nina.send("ack", seq=two["seq"]) == [{"reply": "ack", "remaining": 1}]
     # Past any number a store holds: all of them.
     assert nina.send("ack", seq=2**64) == [{"reply": "ack", "remaining": 0}]

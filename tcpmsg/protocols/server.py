@@ -404,7 +404,7 @@ class ServerProtocol(ClientConnection):
                 self._reading_inbox = False
 
     async def op_ack(self, request: wire.Request) -> dict[str, Any]:
-        seq = request.optional_integer("seq", -1)
+        seq = request.integer("seq")
         if seq < 0:
             raise BadRequest("'seq' is the number of the last message read: 0 or more")
         # Past any seq there is (a store's integers end at 2**63 - 1), it means them all.

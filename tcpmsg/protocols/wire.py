@@ -53,7 +53,13 @@ class Request:
     def string(self, key: str) -> str:
         value = self._fields.get(key)
         if not isinstance(value, str):
-            raise BadRequest(f"{key!r} must be a string")
+            raise self._refusal(key, "must be a string")
+        return value
+
+    def integer(self, key: str) -> int:
+        value = self._fields.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._refusal(key, "must be a whole number")
         return value
 
     def optional_string(self, key: str) -> str | None:
@@ -65,7 +71,7 @@ class Request:
     def id_or_name(self, key: str) -> int | str:
         value = self._fields.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise BadRequest(f"{key!r} must be a client id (a number) or a name (a string)")
+            raise self._refusal(key, "must be a client id (a number) or a name (a string)")
         return value
 
     def optional_integer(self, key: str, default: int) -> int:
@@ -73,6 +79,12 @@ class Request:
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadRequest(f"{key!r} must be a whole number")
         return value
+
+    def _refusal(self, key: str, must: str) -> BadRequest:
+        """A required field that will not do: missing is said as missing."""
+        if key not in self._fields:
+            return BadRequest(f"{key!r} is missing")
+        return BadRequest(f"{key!r} {must}")
 
 
 def decode_request(line: bytes) -> Request:
