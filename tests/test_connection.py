@@ -268,7 +268,7 @@ def test_a_shutdown_is_logged_in_one_line_for_every_connection(factory, connect)
             assert client.transport.disconnecting
             client.drop()  # the transport's close, which a StringTransport leaves to us
     assert done.called
-    assert [e["log_format"] for e in events] == ["shutting down: closing {count} connections"]
+    assert [e["log_format"] for e in events] == ["shutting down: connections to close: {count}"]
     assert events[0]["count"] == 3
     assert factory.sessions == set()
 

@@ -514,7 +514,7 @@ class ServerFactory(Factory):
     async def shut_down(self, message: str = "the server is going down") -> None:
         """Tell every client, close every connection, and wait until they are closed."""
         sessions = list(self.sessions)
-        log.info("shutting down: closing {count} connections", count=len(sessions))
+        log.info("shutting down: connections to close: {count}", count=len(sessions))
         self.connection_log.hush()
         for session in sessions:
             session.shut_down(message)
