@@ -93,3 +93,19 @@ def test_leaving_keystroke_mode_restores_the_terminal_and_drops_unread_keys():
     finally:
         os.close(keyboard)
         os.close(terminal)
+
+
+def test_the_checkouts_script_without_twisted_says_what_to_install():
+    # -S: no site-packages, so no Twisted; the checkout's own twisted/ folder is still found.
+    script = PROJECT / "bin" / "tcpmsg-client"
+    ran = subprocess.run(
+        [sys.executable, "-S", str(script), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+    assert ran.returncode == 1
+    assert ran.stderr == (
+        f"tcpmsg-client needs Twisted, which {sys.executable} lacks: pip install Twisted\n"
+    )
