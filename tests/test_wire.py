@@ -150,14 +150,14 @@ def test_request_fields_are_type_checked():
         request.optional_integer("n", 0)
     with pytest.raises(BadRequest):
         request.id_or_name("n")
-    with pytest.raises(BadRequest, match="^'n' must be a whole number$"):
+    with pytest.raises(BadRequest, match=r"^'n' must be a whole number$"):
         request.integer("n")
 
 
 @pytest.mark.parametrize("accessor", ["string", "integer", "id_or_name"])
 def test_a_required_field_that_is_missing_is_said_to_be_missing(accessor):
     request = wire.decode_request(b'{"op":"send","other":1}')
-    with pytest.raises(BadRequest, match="^'to' is missing$"):
+    with pytest.raises(BadRequest, match=r"^'to' is missing$"):
         getattr(request, accessor)("to")
 
 
