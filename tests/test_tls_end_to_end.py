@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from pexpect.popen_spawn import PopenSpawn
 
@@ -49,33 +50,27 @@ async def test_a_client_trusting_the_ca_talks_over_tls_beside_a_plain_one(tmp_pa
     assert "Plain:" in listed and "Secure:" in listed
 
 
-def test_a_certificate_that_does_not_verify_is_refused_clearly(tmp_path):
+@pytest.mark.parametrize(
+    ("port", "why"),
+    [
+        ("tls", "its certificate did not verify"),
+        ("plain", "it did not answer in TLS (a plain TCP port? leave out --tls)"),
+    ],
+)
+def test_a_tls_connection_that_cannot_be_made_is_refused_clearly(tmp_path, port, why):
     certs = make_certificates(tmp_path)
     with running_server(tmp_path, "--port", tls_port(certs)) as server:
+        plain, tls = server.ports
+        chosen = tls if port == "tls" else plain
         client = PopenSpawn(
-            [CLIENT, "--tls", "--host", "localhost", "-p", str(server.ports[1]), "-n", "Nina"],
+            [CLIENT, "--tls", "--host", "localhost", "-p", str(chosen), "-n", "Nina"],
             encoding="utf-8",
             timeout=PATIENCE,
         )
         client.expect_exact("Could not connect to localhost/")
-        client.expect_exact("its certificate did not verify")
+        client.expect_exact(why)
         status = client.wait()
         output = client.before
     assert status == 1
     assert "Traceback" not in output
     assert "Successfully connected" not in output
-
-
-def test_tls_asked_of_a_plain_port_is_refused_clearly(tmp_path):
-    with running_server(tmp_path) as server:
-        client = PopenSpawn(
-            [CLIENT, "--tls", "--host", "127.0.0.1", "-p", str(server.ports[0]), "-n", "Nina"],
-            encoding="utf-8",
-            timeout=PATIENCE,
-        )
-        client.expect_exact("Could not connect to 127.0.0.1/")
-        client.expect_exact("it did not answer in TLS (a plain TCP port? leave out --tls)")
-        status = client.wait()
-        output = client.before
-    assert status == 1
-    assert "Traceback" not in output
