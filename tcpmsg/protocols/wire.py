@@ -75,10 +75,7 @@ class Request:
         return value
 
     def optional_integer(self, key: str, default: int) -> int:
-        value = self._fields.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise BadRequest(f"{key!r} must be a whole number")
-        return value
+        return self.integer(key) if key in self._fields else default
 
     def _refusal(self, key: str, must: str) -> BadRequest:
         """A required field that will not do: missing is said as missing."""
