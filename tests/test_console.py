@@ -367,7 +367,13 @@ def test_a_member_who_types_exit_says_it(session):
     session.type("5", "23456")
     session.server.answer(channel="23456", owner=JOSE, members=[JOSE, NINA])
     session.type("exit")
-    assert session.server.request() == {"op": "say", "id": 3, "channel": "23456", "text": "exit"}
+    assert session.server.answer(channel="23456") == {
+        "op": "say",
+        "id": 3,
+        "channel": "23456",
+        "text": "exit",
+    }
+    assert session.screen.take()[-1] == "That was said to the channel: 'bye' leaves it."
 
 
 def registered_session() -> Session:

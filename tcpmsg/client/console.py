@@ -532,8 +532,12 @@ class Console:
                         after = "; it stays open" if self.registered else ", so it is closed"
                         self.screen.show(f"You left channel {channel}{after}.", notice=True)
                     return
-                if line.strip():
-                    await self._call("say", channel=channel, text=line)
+                if not line.strip():
+                    continue
+                said = await self._call("say", channel=channel, text=line)
+                if said is not None and line.strip() == "exit":
+                    # Only an owner's exit closes: a member who typed it may have meant bye.
+                    self.screen.show("That was said to the channel: 'bye' leaves it.", notice=True)
         finally:
             self._channel = None
             if isinstance(self._interruption, ChannelClosed):
