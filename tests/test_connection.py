@@ -78,6 +78,23 @@ def test_the_first_overlong_line_is_logged_with_the_client_address(connect, limi
     assert events[0]["limit"] == limits.max_line
 
 
+def test_a_tls_hello_on_a_plain_port_is_answered_at_once_and_closed(connect):
+    client = connect()
+    # The start of a TLS ClientHello: a record header, with no newline to end a line.
+    [error] = client.feed(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\xaa" * 32)
+    assert (error["error"], error["closing"]) == ("tls_on_plain_port", True)
+    assert error["message"] == "this port speaks plain JSON lines, not TLS"
+    assert client.closed
+
+
+def test_the_same_bytes_arriving_inside_a_line_are_read_as_part_of_it(connect):
+    client = connect()
+    assert client.feed(b'{"op":"ping","x":"') == []
+    [error] = client.feed(b'\x16\x03"}\n')
+    assert error["error"] == "bad_json"
+    assert not client.closed
+
+
 def test_a_burst_is_served_then_requests_are_rate_limited_with_a_retry_time(connect, clock):
     jose = connect("Jose")  # hello took one token
     replies = jose.feed(b'{"op":"ping"}\n' * 20)

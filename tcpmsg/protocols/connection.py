@@ -30,6 +30,7 @@ from tcpmsg.protocols.refusals import (
     PingTimeout,
     RateLimited,
     SlowReader,
+    TlsOnPlainPort,
     TooManyConnections,
 )
 
@@ -37,6 +38,9 @@ log = Logger()
 
 # How long a closing connection may take to drain before it is cut.
 CLOSE_GRACE = 5.0
+# A TLS record that starts a handshake (0x16), of any TLS or SSL 3 version (0x03):
+# never the start of a JSON line.
+_TLS_HANDSHAKE = b"\x16\x03"
 
 
 class Host(Protocol):
@@ -380,6 +384,11 @@ class ClientConnection(LineReceiver, Keepalive):
         if self.greeted:
             # Before the handshake its deadline stands, whatever is heard.
             self.heard(self._now())
+        elif not self._buffer and data.startswith(_TLS_HANDSHAKE):
+            # A TLS client on a plain port waits for an answer that would come only at
+            # the handshake's deadline: the first newline in its hello is down to chance.
+            self._close(TlsOnPlainPort("this port speaks plain JSON lines, not TLS"))
+            return
         self.outbox.hold()
         try:
             self._read_lines(data)

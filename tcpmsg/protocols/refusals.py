@@ -60,3 +60,7 @@ class HandshakeTimeout(TcpmsgError):
 
 class PingTimeout(TcpmsgError):
     code = "ping_timeout"
+
+
+class TlsOnPlainPort(TcpmsgError):
+    code = "tls_on_plain_port"
