@@ -12,10 +12,6 @@ import hmac
 import os
 from dataclasses import dataclass
 
-from tcpmsg.errors import WeakPassword
-
-MIN_PASSWORD_LENGTH = 6
-MAX_PASSWORD_LENGTH = 1024
 # scrypt's cost: 16 MiB of memory and ~50 ms of one core per hash on a 2-core machine.
 _N, _R, _P = 2**14, 8, 1
 
@@ -29,14 +25,6 @@ class Account:
     @property
     def key(self) -> str:
         return self.name.casefold()
-
-
-def check_password(password: str) -> str:
-    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-        raise WeakPassword(
-            f"a password is {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
-        )
-    return password
 
 
 def hash_password(password: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from tcpmsg import errors
-from tcpmsg.accounts import Account, check_password, hash_password, verify_password
+from tcpmsg.accounts import Account, hash_password, verify_password
 from tcpmsg.channels import EACH_MEMBER, Audience, Channel
 from tcpmsg.events import (
     Closed,
@@ -28,6 +28,7 @@ from tcpmsg.events import (
 from tcpmsg.ids import ClientIds
 from tcpmsg.rules import (
     check_channel_name,
+    check_password,
     check_text,
     check_user_name,
     looks_like_client_id,

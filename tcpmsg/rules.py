@@ -1,14 +1,16 @@
-"""What a valid user name, channel name and text are, and their limits."""
+"""What a valid user name, channel name, text and password are, and their limits."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
-from tcpmsg.errors import BadChannelName, BadName, BadText, EmptyText, TextTooLong
+from tcpmsg.errors import BadChannelName, BadName, BadText, EmptyText, TextTooLong, WeakPassword
 
 MAX_NAME_LENGTH = 32
 MAX_TEXT_LENGTH = 4000
+MIN_PASSWORD_LENGTH = 6
+MAX_PASSWORD_LENGTH = 1024
 
 # Characters a terminal obeys instead of printing (ESC, CR, LF, BEL...); tab is allowed.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
@@ -57,6 +59,14 @@ def check_text(text: str) -> str:
     if _CONTROL.search(text):
         raise BadText("a text is one line of printable characters: no control characters")
     return text
+
+
+def check_password(password: str) -> str:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise WeakPassword(
+            f"a password is {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters"
+        )
+    return password
 
 
 def looks_like_client_id(text: str) -> bool:

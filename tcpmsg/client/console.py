@@ -16,11 +16,10 @@ from twisted.internet.error import ConnectionClosed
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 
-from tcpmsg.accounts import check_password
 from tcpmsg.errors import TcpmsgError, quoted
 from tcpmsg.protocols import wire
 from tcpmsg.protocols.client import ClientProtocol, Listener, ServerError
-from tcpmsg.rules import check_text, looks_like_client_id
+from tcpmsg.rules import check_password, check_text, looks_like_client_id
 
 # Refusals of hello that another name can mend; any other ends the session.
 _ASKS_FOR_THE_PASSWORD = frozenset({"password_required", "bad_password"})
