@@ -96,10 +96,11 @@ def test_leaving_keystroke_mode_restores_the_terminal_and_drops_unread_keys():
 
 
 def test_the_checkouts_script_without_twisted_says_what_to_install():
-    # -S: no site-packages, so no Twisted; the checkout's own twisted/ folder is still found.
+    # -S: no site-packages, so no Twisted (-I: nor any PYTHONPATH); the checkout's own
+    # twisted/ folder is still found.
     script = PROJECT / "bin" / "tcpmsg-client"
     ran = subprocess.run(
-        [sys.executable, "-S", str(script), "--version"],
+        [sys.executable, "-I", "-S", str(script), "--version"],
         capture_output=True,
         text=True,
         timeout=60,
