@@ -196,7 +196,8 @@ def _listening() -> Iterator[None]:
     except CannotListenError as error:
         raise CannotStart(f"tcpmsg: {_cannot_listen(error)}") from None
     except OverflowError:
-        # What the socket module raises for one port only ("bind(): port must be 0-65535.").
+        # The one OverflowError a listen raises: the socket module's "bind(): port must
+        # be 0-65535." for a port past the range, which the endpoint's parser lets by.
         raise CannotStart("tcpmsg: cannot listen: a port is a number from 0 to 65535") from None
     except OSError as error:
         raise CannotStart(f"tcpmsg: {error}") from None

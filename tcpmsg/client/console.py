@@ -419,10 +419,7 @@ class Console:
 
     async def option_send(self) -> None:
         text = await self.ask("Enter your message: ")
-        try:
-            check_text(text)  # before the recipient is asked for, not after
-        except TcpmsgError as error:
-            self.screen.show(f"Error: {error.message}")
+        if self._refused_here(check_text, text):  # before the recipient is asked for
             return
         recipient = (await self.ask("Enter recipient id: ")).strip()
         if not recipient:
@@ -496,10 +493,7 @@ class Console:
             self.screen.show(f"Error: {self.name} is registered already")
             return
         password = await self.ask("Choose a password: ", secret=True)
-        try:
-            check_password(password)  # before it is typed again, not after
-        except TcpmsgError as error:
-            self.screen.show(f"Error: {error.message}")
+        if self._refused_here(check_password, password):  # before it is typed again
             return
         if password != await self.ask("Repeat the password: ", secret=True):
             self.screen.show("The passwords differ; nothing was registered.")
@@ -511,6 +505,15 @@ class Console:
                 f"The name {reply['name']} is yours: from now on it takes this password, "
                 f"and keeps client id {reply['client_id']}."
             )
+
+    def _refused_here(self, check: Callable[[str], str], answer: str) -> bool:
+        """What the server would refuse is said at once, before anything more is asked."""
+        try:
+            check(answer)
+        except TcpmsgError as error:
+            self.screen.show(f"Error: {error.message}")
+            return True
+        return False
 
     async def _chat(self, channel: str, owner: bool) -> None:
         """Say every line typed in the channel until the channel closes, ``bye``

@@ -63,10 +63,7 @@ class Request:
         return value
 
     def optional_string(self, key: str) -> str | None:
-        value = self._fields.get(key)
-        if value is not None and not isinstance(value, str):
-            raise BadRequest(f"{key!r} must be a string")
-        return value
+        return None if self._fields.get(key) is None else self.string(key)
 
     def id_or_name(self, key: str) -> int | str:
         value = self._fields.get(key)
